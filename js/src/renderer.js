@@ -1,0 +1,114 @@
+/**
+ * Map renderer: three stacked canvases.
+ *   background - the decision map image(s), cross-faded during a glide
+ *   points     - an ImageData buffer the points are written into (no WebGL)
+ *   overlay    - trails, the lasso being drawn, hover and inspector rings
+ * Coordinates handed in are CSS pixels; the canvases use device pixels.
+ */
+import { makeStamp, disk, cross, drawPoints } from "./raster.js";
+import { toScreen } from "./view.js";
+
+export class MapRenderer {
+  constructor(container) {
+    this.container = container;
+    this.bg = this._canvas("dvi-canvas-bg");
+    this.points = this._canvas("dvi-canvas-points");
+    this.overlay = this._canvas("dvi-canvas-overlay");
+    this.width = 0; // CSS px
+    this.height = 0;
+    this.dpr = 1;
+    this.image = null;
+    this.words = null;
+    this.stamps = null;
+  }
+
+  _canvas(cls) {
+    const c = document.createElement("canvas");
+    c.className = `dvi-canvas ${cls}`;
+    this.container.append(c);
+    return c;
+  }
+
+  /** Match the canvases to the container's size; true when it changed. */
+  resize() {
+    const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
+    const w = Math.max(1, Math.round(this.container.clientWidth));
+    const h = Math.max(1, Math.round(this.container.clientHeight));
+    if (w === this.width && h === this.height && dpr === this.dpr && this.image) return false;
+    this.width = w;
+    this.height = h;
+    this.dpr = dpr;
+    const W = Math.round(w * dpr), H = Math.round(h * dpr);
+    for (const c of [this.bg, this.points, this.overlay]) {
+      c.width = W;
+      c.height = H;
+    }
+    this.ctxPoints = this.points.getContext("2d");
+    this.image = this.ctxPoints.createImageData(W, H);
+    this.words = new Uint32Array(this.image.data.buffer);
+    const r = Math.max(1, Math.round(2 * dpr));
+    this.stamps = {
+      normal: makeStamp(r, disk, W),
+      wrong: makeStamp(r + 1, cross, W),
+      selected: makeStamp(r + 1, disk, W),
+      selectedWrong: makeStamp(r + 2, cross, W),
+    };
+    return true;
+  }
+
+  /**
+   * Background: each layer {bitmap, extent, alpha}; extent [xmin, xmax, ymin, ymax],
+   * first image row at ymax.
+   */
+  drawBackground(view, layers, fill) {
+    const ctx = this.bg.getContext("2d");
+    const d = this.dpr;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = fill;
+    ctx.fillRect(0, 0, this.bg.width, this.bg.height);
+    ctx.imageSmoothingEnabled = true;
+    for (const { bitmap, extent, alpha } of layers) {
+      if (!bitmap || !extent || alpha <= 0) continue;
+      const [x0, x1, y0, y1] = extent;
+      const [sx0, sy0] = toScreen(view, this.width, this.height, x0, y1);
+      const [sx1, sy1] = toScreen(view, this.width, this.height, x1, y0);
+      ctx.globalAlpha = alpha;
+      ctx.drawImage(bitmap, sx0 * d, sy0 * d, (sx1 - sx0) * d, (sy1 - sy0) * d);
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  /**
+   * Points. xs, ys in CSS px; passes: [{order, color(i), outline(i), wrong(i), selected}]
+   * drawn in sequence (later passes on top).
+   */
+  drawPoints(xs, ys, passes) {
+    const { words, dpr, stamps } = this;
+    const W = this.points.width, H = this.points.height;
+    words.fill(0);
+    if (!this.dxs || this.dxs.length !== xs.length) {
+      this.dxs = new Float32Array(xs.length);
+      this.dys = new Float32Array(xs.length);
+    }
+    const dxs = this.dxs, dys = this.dys;
+    for (let i = 0; i < xs.length; i++) {
+      dxs[i] = xs[i] * dpr;
+      dys[i] = ys[i] * dpr;
+    }
+    for (const p of passes) {
+      const big = p.selected;
+      const stampFor = (i) => (p.wrong(i) ? (big ? stamps.selectedWrong : stamps.wrong) : big ? stamps.selected : stamps.normal);
+      drawPoints(words, W, H, dxs, dys, p.order, p.color, p.outline, stampFor);
+    }
+    this.ctxPoints.putImageData(this.image, 0, 0);
+  }
+
+  /** Overlay: fn(ctx) draws in CSS px. */
+  drawOverlay(fn) {
+    const ctx = this.overlay.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    fn(ctx);
+  }
+}

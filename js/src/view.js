@@ -1,0 +1,48 @@
+/**
+ * View transform between data coordinates and screen (CSS pixel) coordinates.
+ * One uniform scale k (pixels per data unit) so the map is never stretched;
+ * data y grows upwards, screen y downwards.
+ *   sx = (x - cx) * k + width / 2,   sy = (cy - y) * k + height / 2
+ */
+
+export function makeView(cx, cy, k) {
+  return { cx, cy, k };
+}
+
+/** A view that fits extent [xmin, xmax, ymin, ymax] in width x height with a margin. */
+export function fitView(extent, width, height, margin = 0.04) {
+  const [x0, x1, y0, y1] = extent;
+  const w = Math.max(x1 - x0, 1e-9), h = Math.max(y1 - y0, 1e-9);
+  const k = Math.min(width / w, height / h) * (1 - 2 * margin);
+  return makeView((x0 + x1) / 2, (y0 + y1) / 2, k);
+}
+
+export function toScreen(view, width, height, x, y) {
+  return [(x - view.cx) * view.k + width / 2, (view.cy - y) * view.k + height / 2];
+}
+
+export function toData(view, width, height, sx, sy) {
+  return [(sx - width / 2) / view.k + view.cx, view.cy - (sy - height / 2) / view.k];
+}
+
+/** Project flat positions [x0, y0, ...] into separate screen arrays xs, ys. */
+export function projectAll(view, width, height, positions, xs, ys) {
+  const k = view.k, ox = width / 2 - view.cx * k, oy = height / 2 + view.cy * k;
+  const n = xs.length;
+  for (let i = 0; i < n; i++) {
+    xs[i] = positions[2 * i] * k + ox;
+    ys[i] = oy - positions[2 * i + 1] * k;
+  }
+}
+
+/** Zoom by `factor` keeping the data point under screen (sx, sy) fixed. */
+export function zoomAt(view, width, height, sx, sy, factor) {
+  const [x, y] = toData(view, width, height, sx, sy);
+  const k = view.k * factor;
+  return makeView(x - (sx - width / 2) / k, y + (sy - height / 2) / k, k);
+}
+
+/** Pan by a screen-space drag (dx, dy). */
+export function panBy(view, dx, dy) {
+  return makeView(view.cx - dx / view.k, view.cy + dy / view.k, view.k);
+}
