@@ -12,9 +12,12 @@ const REF = "IPY_MODEL_";
 /** Resolve a child reference ("IPY_MODEL_<id>") to a model with get/on. */
 export async function resolveChild(ref, model, host) {
   if (ref && typeof ref === "object" && typeof ref.get === "function") return ref; // already a model
-  if (host && typeof host.getModel === "function") return host.getModel(ref);
   const id = typeof ref === "string" && ref.startsWith(REF) ? ref.slice(REF.length) : ref;
-  if (model.widget_manager) return model.widget_manager.get_model(id);
+  if (model.widget_manager && typeof model.widget_manager.get_model === "function") {
+    return model.widget_manager.get_model(id);
+  }
+  // anywidget >= 0.10 host API names child models "anywidget:<id>"
+  if (host && typeof host.getModel === "function") return host.getModel(`anywidget:${id}`);
   throw new Error(`cannot resolve epoch model ${ref}: no widget manager`);
 }
 

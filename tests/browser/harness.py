@@ -1,0 +1,211 @@
+"""Drive a real JupyterLab 4 / Notebook 7 in headless Chromium (Playwright).
+
+Used by the browser tests (tests/browser/conftest.py) and by the widget
+benchmark (benchmarks/widget.py). One server per front end, on 127.0.0.1
+with a token, a free port and a temporary root; pages get `window.jupyterapp`
+(expose_app_in_browser) so code can run in the notebook's own kernel and the
+output be read back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+
+import nbformat
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("DVI_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class JupyterServer:
+    """A running Jupyter server (kind 'lab' or 'notebook')."""
+
+    kind: str
+    root: pathlib.Path
+    port: int
+    token: str
+    proc: subprocess.Popen
+    log_path: pathlib.Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def notebook_url(self, name: str) -> str:
+        path = "lab/tree" if self.kind == "lab" else "notebooks"
+        return f"{self.base}/{path}/{name}?token={self.token}"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def start_server(kind: str, workdir: pathlib.Path, timeout: float = 90.0) -> JupyterServer:
+    """Start JupyterLab ('lab') or Notebook 7 ('notebook') and wait until it answers."""
+    root = workdir / f"{kind}-root"
+    root.mkdir(parents=True, exist_ok=True)
+    config = workdir / f"{kind}-config"
+    (config / "labconfig").mkdir(parents=True, exist_ok=True)
+    # no "news" prompt: it is a toast over the notebook and asks the network
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    token = os.urandom(16).hex()
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_CONFIG_DIR=str(config),
+        JUPYTER_RUNTIME_DIR=str(workdir / f"{kind}-runtime"),
+        JUPYTERLAB_WORKSPACES_DIR=str(workdir / f"{kind}-workspaces"),
+        JUPYTERLAB_SETTINGS_DIR=str(workdir / f"{kind}-settings"),
+        PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests" / "browser"), env.get("PYTHONPATH", "")]),
+    )
+    app = "jupyterlab" if kind == "lab" else "notebook"
+    expose = "--LabApp.expose_app_in_browser=True" if kind == "lab" else "--JupyterNotebookApp.expose_app_in_browser=True"
+    cmd = [
+        sys.executable, "-m", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0", "--ServerApp.allow_root=True",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", expose,
+        "--ServerApp.terminals_enabled=False",
+    ]
+    log_path = workdir / f"{kind}.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = JupyterServer(kind, root, port, token, proc, log_path)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{app} exited with {proc.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.base}/api/status?token={token}", timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(f"{app} did not answer within {timeout}s:\n{server.log()}")
+
+
+def write_notebook(path: pathlib.Path, cells: list[str]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def launch_browser(playwright, **kwargs):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, **kwargs)
+
+
+# JS run in the page: the current notebook panel of the exposed app.
+_PANEL_JS = """
+() => {
+  const app = window.jupyterapp;
+  if (!app) return null;
+  const w = app.shell.currentWidget;
+  return w && w.sessionContext ? w : null;
+}
+"""
+
+
+def open_notebook(page, server: JupyterServer, name: str, timeout_ms: int = 120_000) -> None:
+    """Open a notebook and wait until its kernel is idle and ready."""
+    page.goto(server.notebook_url(name), wait_until="domcontentloaded", timeout=timeout_ms)
+    page.wait_for_function(
+        """() => {
+          const app = window.jupyterapp; if (!app) return false;
+          const w = app.shell.currentWidget;
+          if (!w || !w.sessionContext || !w.sessionContext.session) return false;
+          const k = w.sessionContext.session.kernel;
+          return !!k && k.connectionStatus === 'connected' && w.sessionContext.kernelDisplayStatus === 'idle';
+        }""",
+        timeout=timeout_ms,
+    )
+
+
+def run_all_cells(page, timeout_ms: int = 180_000) -> None:
+    """Run every cell (the notebook's own command) and wait until the kernel is idle again."""
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        """() => {
+          const w = window.jupyterapp.shell.currentWidget;
+          const cells = w.content.widgets;
+          return cells.every(c => c.model.type !== 'code' || (c.model.executionCount !== null && c.promptNode && !c.promptNode.textContent.includes('*')))
+                 && w.sessionContext.kernelDisplayStatus === 'idle';
+        }""",
+        timeout=timeout_ms,
+    )
+
+
+def kernel_exec(page, code: str, timeout_ms: int = 120_000) -> str:
+    """Run code in the notebook's kernel (the one the widget lives in); return its stdout.
+
+    Raises AssertionError with the traceback when the code fails.
+    """
+    result = page.evaluate(
+        """async ([code, timeout]) => {
+          const w = window.jupyterapp.shell.currentWidget;
+          const kernel = w.sessionContext.session.kernel;
+          const future = kernel.requestExecute({ code, stop_on_error: true, store_history: false });
+          let out = '', err = null;
+          future.onIOPub = (msg) => {
+            const t = msg.header.msg_type;
+            if (t === 'stream') out += msg.content.text;
+            else if (t === 'error') err = msg.content.ename + ': ' + msg.content.evalue + '\\n' + msg.content.traceback.join('\\n');
+          };
+          const timer = new Promise((_, rej) => setTimeout(() => rej(new Error('kernel_exec timed out')), timeout));
+          await Promise.race([future.done, timer]);
+          return { out, err };
+        }""",
+        [code, timeout_ms],
+    )
+    if result["err"]:
+        raise AssertionError(f"kernel code failed:\n{code}\n---\n{result['err']}")
+    return result["out"]
+
+
+def kernel_json(page, expr: str) -> object:
+    """Evaluate a Python expression in the kernel and return it (through JSON)."""
+    out = kernel_exec(page, f"import json as _j; print('@@' + _j.dumps({expr}))")
+    line = [l for l in out.splitlines() if l.startswith("@@")][-1]
+    return json.loads(line[2:])
+
+
+def make_workdir(prefix: str = "dvi-browser-") -> pathlib.Path:
+    return pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def remove_workdir(path: pathlib.Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
