@@ -1,0 +1,43 @@
+"""The ``dvi-widget`` command: ``demo`` trains, records and fits the bundled MNIST run; ``fit`` fits a run."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dvi-widget", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="train a small CNN on the bundled MNIST digits, record, fit, print figures")
+    demo.add_argument("--out", default="runs/mnist-demo", help="run directory (default: runs/mnist-demo)")
+    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--train", type=int, default=8000, help="training samples (default 8000)")
+    demo.add_argument("--test", type=int, default=2000, help="test samples (default 2000)")
+    demo.add_argument("--preset", default="default", choices=["default", "reference"])
+    fitp = sub.add_parser("fit", help="fit the recorded epochs of a run directory not yet fitted")
+    fitp.add_argument("run")
+    fitp.add_argument("--preset", default="default", choices=["default", "reference"])
+    fitp.add_argument("--refit", action="store_true", help="fit every epoch again")
+    fitp.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+
+    from .errors import DVIError
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+            run_demo(args.out, epochs=args.epochs, n_train=args.train, n_test=args.test,
+                     fit_options={"preset": args.preset})
+        elif args.command == "fit":
+            from .demo import format_table
+            from .fitting import fit
+            vis = fit(args.run, preset=args.preset, refit=args.refit, device=args.device)
+            print(format_table(vis))
+            print(f"stab_spearman over the run: {vis.summary['stab_spearman']:.3f}")
+    except DVIError as e:
+        print(f"dvi-widget: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Stage 6: faithfulness figures of an epoch's projection (see DESIGN.md, Metrics).
+
+Neighbour figures use a fixed random subset of at most 5,000 query samples (the same every
+epoch); neighbours are searched among all recorded samples. Boundary samples are never queries.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .decision_map import pixel_of
+from .knn import exact_knn
+
+K = 15
+MAX_QUERIES = 5000
+
+
+def query_subset(n: int, max_queries: int = MAX_QUERIES, seed: int = 0) -> np.ndarray:
+    if n <= max_queries:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_queries, replace=False))
+
+
+def overlap_rate(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per row, the share of ``a``'s indices that also appear in ``b`` (both (Q, k))."""
+    return (a[:, :, None] == b[:, None, :]).any(2).float().mean(1)
+
+
+@torch.no_grad()
+def trustworthiness(high: torch.Tensor, q: torch.Tensor, low_knn: torch.Tensor, k: int = K,
+                    chunk: int = 512) -> float:
+    """Venna & Kaski's trustworthiness over query rows ``q`` (ranks among all of ``high``).
+
+    Matches sklearn.manifold.trustworthiness when every sample is a query.
+    """
+    n = len(high)
+    penalty = 0.0
+    sq = (high * high).sum(1)
+    for s in range(0, len(q), chunk):
+        qi = q[s:s + chunk]
+        d2 = sq[qi, None] + sq[None, :] - 2.0 * high[qi] @ high.T
+        d2[torch.arange(len(qi)), qi] = float("inf")
+        dj = d2.gather(1, low_knn[s:s + chunk])
+        srt, _ = torch.sort(d2, dim=1)
+        rank = torch.searchsorted(srt, dj.contiguous()) + 1   # 1 = nearest other point
+        penalty += float((rank - k).clamp_min(0).sum())
+    return 1.0 - penalty * 2.0 / (len(q) * k * (2.0 * n - 3.0 * k - 1.0))
+
+
+def _by_split(name: str, values: np.ndarray, split_q: np.ndarray, out: dict) -> None:
+    out[name] = float(values.mean())
+    for s in ("train", "test"):
+        m = split_q == s
+        if m.any():
+            out[f"{name}/{s}"] = float(values[m].mean())
+
+
+@torch.no_grad()
+def epoch_metrics(*, features: torch.Tensor, boundary: torch.Tensor, embedding: torch.Tensor,
+                  boundary_embedding: torch.Tensor, knn: torch.Tensor, queries: np.ndarray,
+                  probs: np.ndarray, recon_probs: np.ndarray, labels: np.ndarray, split: np.ndarray,
+                  grid_class: np.ndarray, extent) -> dict[str, float]:
+    """All per-epoch figures. ``knn``: (N, k) high-D neighbours of every sample (self excluded)."""
+    out: dict[str, float] = {}
+    q = torch.from_numpy(queries).to(features.device)
+    split_q = split[queries]
+    low_idx, _ = exact_knn(embedding, K, queries=embedding[q], query_index=q)
+    _by_split("nn_rate@15", overlap_rate(knn[q][:, :K], low_idx).cpu().numpy(), split_q, out)
+    if len(boundary) >= K:
+        hb, _ = exact_knn(boundary, K, queries=features[q])
+        lb, _ = exact_knn(boundary_embedding, K, queries=embedding[q])
+        _by_split("boundary_nn_rate@15", overlap_rate(hb, lb).cpu().numpy(), split_q, out)
+    out["trustworthiness@15"] = trustworthiness(features, q, low_idx)
+
+    pred = probs.argmax(1)
+    _by_split("ppr", (recon_probs.argmax(1) == pred).astype(np.float64), split, out)
+    rows = np.arange(len(pred))
+    _by_split("inv_conf_diff", np.abs(probs[rows, pred] - recon_probs[rows, pred]).astype(np.float64), split, out)
+    r, c = pixel_of(embedding.cpu().numpy(), extent, grid_class.shape[0])
+    _by_split("map_consistency", (grid_class[r, c] == pred).astype(np.float64), split, out)
+    _by_split("accuracy", (pred == labels).astype(np.float64), split, out)
+    return out
+
+
+def stab_spearman(high_steps: list[np.ndarray], low_steps: list[np.ndarray]) -> float:
+    """Spearman correlation of per-sample step sizes, high-D vs 2-D, pooled over epoch pairs."""
+    from scipy.stats import spearmanr
+    if not high_steps:
+        return float("nan")
+    h, l = np.concatenate(high_steps), np.concatenate(low_steps)
+    return float(spearmanr(h, l).statistic)

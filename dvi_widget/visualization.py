@@ -1,0 +1,248 @@
+"""The fitted results of a run: what the widget, the pictures and the reports read.
+
+A ``Visualization`` reads a run directory lazily, one epoch at a time (a small cache keeps
+recent epochs), so a long run never sits in memory at once.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DVIError, RunFileError, unknown_epoch
+from .heads import load_head
+from .metrics import stab_spearman
+from .palette import class_colors
+from .rundir import RunDir, load_json, load_npz
+from .vismodel import VisModel, batched
+
+_FIT_ARRAYS = ("embedding", "boundary_embedding", "extent", "background", "grid_class", "high_step", "low_step")
+
+
+class Visualization:
+    """Per-epoch projections, inverse projections, decision maps and metrics of one run."""
+
+    _CACHE_EPOCHS = 8
+
+    def __init__(self, path: str | os.PathLike):
+        self.run = RunDir(path)
+        self.path = self.run.path
+        self._labels = self.run.labels()
+        self._split = self.run.split()
+        self.reload()
+
+    # ---- run-level -------------------------------------------------------
+    def reload(self) -> None:
+        """Re-read the run directory: epochs fitted since are picked up (live widgets)."""
+        self._epochs = [e for e in self.run.fitted_epochs() if e in set(self.run.recorded_epochs())]
+        self._cache: OrderedDict[tuple, object] = OrderedDict()
+        self._metrics: dict | None = None
+
+    @property
+    def epochs(self) -> list[int]:
+        return list(self._epochs)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    @property
+    def classes(self) -> list[str]:
+        return self.run.classes
+
+    @property
+    def split(self) -> np.ndarray:
+        return self._split
+
+    @property
+    def colors(self) -> np.ndarray:
+        """(C, 3) uint8 class colours, the palette of the decision maps."""
+        return class_colors(len(self.classes))
+
+    @property
+    def run_id(self) -> str:
+        """Identifies the run (its labels and classes) for widget state files."""
+        return f"{self.run.meta['label_hash']}-{len(self.classes)}"
+
+    @property
+    def n(self) -> int:
+        return self.run.n
+
+    @property
+    def has_thumbnails(self) -> bool:
+        return bool(self.run.meta.get("has_thumbnails"))
+
+    def thumbnails(self, indices) -> np.ndarray:
+        """(M, h, w[, 3]) uint8 thumbnails of the given samples."""
+        thumbs = self.run.thumbnails()
+        if thumbs is None:
+            raise DVIError("this run has no thumbnails (record image inputs or pass images= to the Recorder)")
+        idx = self._indices(indices)
+        return np.asarray(thumbs[idx])
+
+    def _indices(self, indices) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        bad = (idx < 0) | (idx >= self.n)
+        if bad.any():
+            raise DVIError(f"sample indices out of range(0, {self.n}): {idx[bad][:5].tolist()}")
+        return idx
+
+    # ---- per epoch -------------------------------------------------------
+    def _check(self, epoch) -> int:
+        if isinstance(epoch, (int, np.integer)) and not isinstance(epoch, bool) and int(epoch) in self._epochs:
+            return int(epoch)
+        raise unknown_epoch(epoch, self._epochs)
+
+    def _cached(self, key, load):
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value = load()
+        self._cache[key] = value
+        while len(self._cache) > self._CACHE_EPOCHS * 3:
+            self._cache.popitem(last=False)
+        return value
+
+    def _fit(self, epoch) -> dict[str, np.ndarray]:
+        e = self._check(epoch)
+        return self._cached(("fit", e), lambda: load_npz(self.run.fit_dir(e) / "fit.npz", _FIT_ARRAYS))
+
+    def _outputs(self, epoch) -> dict[str, np.ndarray]:
+        e = self._check(epoch)
+        return self._cached(("out", e), lambda: load_npz(self.run.epoch_dir(e) / "outputs.npz",
+                                                          ("predictions", "probabilities")))
+
+    def _model(self, epoch) -> VisModel:
+        e = self._check(epoch)
+
+        def load():
+            folder = self.run.fit_dir(e)
+            return VisModel.from_arrays(load_json(folder / "model.json"), load_npz(folder / "model.npz"))
+        return self._cached(("model", e), load)
+
+    def head(self, epoch):
+        """The classifier head of ``epoch``, rebuilt from stored weights (eval mode, CPU)."""
+        e = self._check(epoch)
+        return self._cached(("head", e), lambda: load_head(self.run.epoch_dir(e)))
+
+    def embedding(self, epoch) -> np.ndarray:
+        """(N, 2) float32 positions of every sample; equals ``project(epoch, features)``."""
+        return self._fit(epoch)["embedding"]
+
+    def boundary_embedding(self, epoch) -> np.ndarray:
+        """(M, 2) float32 positions of the epoch's boundary samples."""
+        return self._fit(epoch)["boundary_embedding"]
+
+    def features(self, epoch) -> np.ndarray:
+        """(N, D) float32 features recorded at ``epoch`` (read from the run directory)."""
+        e = self._check(epoch)
+        return load_npz(self.run.epoch_dir(e) / "features.npz", ("features",))["features"]
+
+    def project(self, epoch, features) -> np.ndarray:
+        """Encoder: (M, D) features -> (M, 2) float32."""
+        model = self._model(epoch)
+        h = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        if h.ndim != 2 or h.shape[1] != model.dim:
+            raise DVIError(f"features must have shape (M, {model.dim}) at epoch {epoch}, got {tuple(h.shape)}")
+        return batched(model.encode, h).numpy().astype(np.float32)
+
+    def inverse(self, epoch, points) -> np.ndarray:
+        """Decoder: (M, 2) points -> (M, D) float32 features."""
+        model = self._model(epoch)
+        z = torch.as_tensor(np.asarray(points, dtype=np.float32))
+        if z.ndim != 2 or z.shape[1] != 2:
+            raise DVIError(f"points must have shape (M, 2), got {tuple(z.shape)}")
+        return batched(model.decode, z).numpy().astype(np.float32)
+
+    def predictions(self, epoch) -> np.ndarray:
+        """(N,) int64 classes the classifier predicted at ``epoch``."""
+        return self._outputs(epoch)["predictions"]
+
+    def probabilities(self, epoch) -> np.ndarray:
+        """(N, C) float32 softmax of the head at ``epoch``."""
+        return self._outputs(epoch)["probabilities"]
+
+    def background(self, epoch) -> np.ndarray:
+        """(H, W, 4) uint8 decision map; row 0 is the top of the extent (ymax)."""
+        return self._fit(epoch)["background"]
+
+    def background_extent(self, epoch) -> tuple[float, float, float, float]:
+        """(xmin, xmax, ymin, ymax) that ``background(epoch)`` covers."""
+        return tuple(float(v) for v in self._fit(epoch)["extent"])
+
+    def background_classes(self, epoch) -> np.ndarray:
+        """(H, W) class shown by each pixel of the decision map."""
+        return self._fit(epoch)["grid_class"]
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """Union of every fitted epoch's map extent."""
+        if not self._epochs:
+            raise DVIError("no fitted epochs yet")
+        ext = np.array([self.background_extent(e) for e in self._epochs])
+        return (float(ext[:, 0].min()), float(ext[:, 1].max()), float(ext[:, 2].min()), float(ext[:, 3].max()))
+
+    @property
+    def metrics(self) -> dict[int, dict[str, float]]:
+        """{epoch: {name: value}}, see DESIGN.md's Metrics."""
+        if self._metrics is None:
+            self._metrics = {e: load_json(self.run.fit_dir(e) / "metrics.json") for e in self._epochs}
+        return {e: dict(m) for e, m in self._metrics.items()}
+
+    @property
+    def summary(self) -> dict[str, float]:
+        """Run-level figures: ``stab_spearman`` over all consecutive epoch pairs."""
+        hs, ls = [], []
+        for e in self._epochs[1:]:
+            f = self._fit(e)
+            if len(f["high_step"]):
+                hs.append(f["high_step"])
+                ls.append(f["low_step"])
+        return {"stab_spearman": stab_spearman(hs, ls), "epochs": float(len(self._epochs))}
+
+    # ---- persistence and display -----------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Copy the run's results to ``path`` (a folder), without the bulky high-D features.
+
+        ``Visualization.load(path)`` reopens it; project/inverse/maps keep working, only
+        ``features()`` needs the original run.
+        """
+        dest = Path(path)
+        if dest.resolve() == self.path.resolve():
+            return dest
+        if dest.exists() and any(dest.iterdir()):
+            raise DVIError(f"{dest} exists and is not empty; choose a new folder")
+        tmp = dest.with_name(f".{dest.name}.saving")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(self.path, tmp, ignore=lambda d, names: [n for n in names if n == "features.npz"
+                                                                 or n.startswith((".tmp-", ".old-"))])
+        recorded = {e for e in self._epochs}
+        for sub in ("epochs", "fits"):
+            for p in (tmp / sub).iterdir():
+                if p.is_dir() and p.name.isdigit() and int(p.name) not in recorded:
+                    shutil.rmtree(p)
+        if dest.exists():
+            dest.rmdir()
+        os.replace(tmp, dest)
+        return dest
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Visualization":
+        """Open a saved Visualization (or a fitted run directory)."""
+        path = Path(path)
+        if not (path / "meta.json").exists():
+            raise RunFileError(path / "meta.json", "not a saved dvi_widget Visualization (missing run file)")
+        return cls(path)
+
+    def show(self, **options):
+        """The interactive widget for this run (same as ``dvi.DVIWidget(vis)``)."""
+        from .widget import DVIWidget
+        return DVIWidget(self, **options)
+
+    def __repr__(self) -> str:
+        return (f"Visualization({str(self.path)!r}, N={self.n}, classes={len(self.classes)}, "
+                f"epochs={self._epochs[:3]}{'...' if len(self._epochs) > 3 else ''})")
