@@ -1,0 +1,56 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { visibilityMask, classCounts, sampleHistory } from "../src/filters.js";
+import { makeStamp, disk, drawPoints } from "../src/raster.js";
+
+const data = {
+  labels: Uint8Array.from([0, 1, 2, 0]),
+  isTest: Uint8Array.from([0, 0, 1, 1]),
+  predictions: Uint8Array.from([0, 2, 2, 1]),
+  previous: Uint8Array.from([0, 1, 2, 0]),
+};
+const base = { split: "both", hidden: new Set(), onlyMisclassified: false, onlyFlipped: false };
+
+test("split filter: train only, test only, both", () => {
+  assert.deepEqual(Array.from(visibilityMask(data, { ...base, split: "train" })), [1, 1, 0, 0]);
+  assert.deepEqual(Array.from(visibilityMask(data, { ...base, split: "test" })), [0, 0, 1, 1]);
+  assert.deepEqual(Array.from(visibilityMask(data, base)), [1, 1, 1, 1]);
+});
+
+test("hidden classes (legend clicks) hide by label", () => {
+  assert.deepEqual(Array.from(visibilityMask(data, { ...base, hidden: new Set([0]) })), [0, 1, 1, 0]);
+});
+
+test("only misclassified, only flipped at this epoch", () => {
+  assert.deepEqual(Array.from(visibilityMask(data, { ...base, onlyMisclassified: true })), [0, 1, 0, 1]);
+  assert.deepEqual(Array.from(visibilityMask(data, { ...base, onlyFlipped: true })), [0, 1, 0, 1]);
+  const first = { ...data, previous: null };
+  assert.deepEqual(Array.from(visibilityMask(first, { ...base, onlyFlipped: true })), [0, 0, 0, 0], "nothing flips at the first epoch");
+});
+
+test("class counts respect the split filter", () => {
+  assert.deepEqual(classCounts(data.labels, data.isTest, "both", 3), [2, 1, 1]);
+  assert.deepEqual(classCounts(data.labels, data.isTest, "test", 3), [1, 0, 1]);
+});
+
+test("sample history lists predictions, p(label) and flips per epoch", () => {
+  const epochs = [
+    { epoch: 1, predictions: Uint8Array.from([3]), labelProb: Float32Array.from([0.1]) },
+    { epoch: 2, predictions: Uint8Array.from([7]), labelProb: Float32Array.from([0.6]) },
+    { epoch: 5, predictions: Uint8Array.from([7]), labelProb: Float32Array.from([0.9]) },
+  ];
+  const h = sampleHistory(epochs, 0);
+  assert.deepEqual(h.map((r) => [r.epoch, r.prediction, r.flipped]), [[1, 3, false], [2, 7, true], [5, 7, false]]);
+  assert.equal(h[1].from, 3);
+});
+
+test("rasteriser writes fill and outline words around each point, clipped at the edges", () => {
+  const W = 20, H = 20;
+  const words = new Uint32Array(W * H);
+  const st = makeStamp(2, disk, W);
+  drawPoints(words, W, H, Float32Array.from([10, 0]), Float32Array.from([10, 0]), Uint32Array.from([0, 1]), () => 7, () => 9, () => st);
+  assert.equal(words[10 * W + 10], 7, "centre is filled");
+  assert.equal(words[10 * W + 13], 9, "ring is outline");
+  assert.equal(words[0], 0, "a point on the edge is skipped");
+  assert.equal(words.filter((w) => w === 7).length, st.fill.length);
+});
