@@ -1,0 +1,214 @@
+"""DVIWidget in Python: traits, buffers, live refresh and errors (no browser)."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from browser.fake_vis import FakeVisualization
+from dvi_widget.widget import (
+    DVIWidget,
+    EpochData,
+    WidgetValueError,
+    _indices_from_json,
+    _indices_to_json,
+    encode_probabilities,
+    stratified_sample,
+)
+
+
+@pytest.fixture
+def vis():
+    return FakeVisualization(n=300, n_classes=4, epochs=(2, 5, 9), map_size=32)
+
+
+def test_new_widget_opens_on_the_last_epoch_with_one_child_model_per_epoch(vis):
+    w = DVIWidget(vis)
+    assert w.epoch == 9
+    assert w.epochs == [2, 5, 9]
+    assert [c.epoch for c in w.epoch_data] == [2, 5, 9]
+    assert all(isinstance(c, EpochData) for c in w.epoch_data)
+
+
+def test_epoch_buffers_have_the_documented_types_and_sizes(vis):
+    w = DVIWidget(vis)
+    child = w.epoch_data[1]
+    n = 300
+    pos = np.frombuffer(child.positions, dtype="<f4").reshape(n, 2)
+    np.testing.assert_array_equal(pos, vis.embedding(5))
+    np.testing.assert_array_equal(np.frombuffer(child.predictions, np.uint8), vis.predictions(5))
+    conf = np.frombuffer(child.confidence, "<u2") / 65535
+    p = vis.probabilities(5)
+    np.testing.assert_allclose(conf, p[np.arange(n), vis.predictions(5)], atol=1e-4)
+    lp = np.frombuffer(child.label_prob, "<u2") / 65535
+    np.testing.assert_allclose(lp, p[np.arange(n), vis.labels], atol=1e-4)
+    png = Image.open(io.BytesIO(child.background))
+    assert png.format == "PNG" and png.size == (32, 32)
+    np.testing.assert_array_equal(np.asarray(png), vis.background(5))
+    assert child.background_extent == list(vis.background_extent(5))
+    assert child.metrics["ppr"] == pytest.approx(0.9)
+
+
+def test_static_buffers_labels_split_thumbnails(vis):
+    w = DVIWidget(vis)
+    np.testing.assert_array_equal(np.frombuffer(w.labels, np.uint8), vis.labels)
+    np.testing.assert_array_equal(np.frombuffer(w.split, np.uint8), vis.split == "test")
+    assert w.indices == b"", "all points shown: no index map needed"
+    assert w.meta["thumbnail_shape"] == {"h": 8, "w": 8, "c": 1}
+    assert len(w.thumbnails) == 300 * 8 * 8
+    assert w.meta["classes"] == vis.classes
+    assert w.meta["colors"][0] == "#%02x%02x%02x" % tuple(vis.colors[0])
+
+
+def test_no_number_lists_in_the_json_state(vis):
+    """Per-sample data travels as buffers: the JSON part of the state stays small."""
+    w = DVIWidget(vis)
+    w.select(range(0, 300, 2))
+    state = w.get_state()
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    state.pop("_esm")  # the JS bundle itself
+    json_state, _, buffers = _remove_buffers(state)
+    assert len(json.dumps(json_state)) < 2000
+    assert sum(len(memoryview(b)) for b in buffers) >= 150 * 4
+
+
+def test_setting_an_unknown_epoch_raises_an_error_listing_valid_epochs(vis):
+    w = DVIWidget(vis)
+    with pytest.raises(ValueError, match=r"unknown epoch 3; valid epochs: \[2, 5, 9\]"):
+        w.epoch = 3
+    assert w.epoch == 9
+    w.epoch = 2
+    assert w.epoch == 2
+
+
+def test_select_sorts_dedups_and_accepts_numpy(vis):
+    w = DVIWidget(vis)
+    w.select(np.array([7, 3, 3, 299]))
+    assert w.selected == [3, 7, 299]
+    w.select([])
+    assert w.selected == []
+
+
+@pytest.mark.parametrize("bad", [[300], [-1], [0, 1000]])
+def test_select_out_of_range_raises_value_error(vis, bad):
+    w = DVIWidget(vis)
+    with pytest.raises(ValueError, match="out of range: this run has 300 samples"):
+        w.select(bad)
+
+
+def test_select_rejects_non_integers(vis):
+    w = DVIWidget(vis)
+    with pytest.raises(ValueError, match="integer"):
+        w.select([1.5])
+
+
+def test_selected_travels_as_a_uint32_buffer():
+    buf = _indices_to_json([1, 5, 70000], None)
+    assert isinstance(buf, memoryview) and buf.nbytes == 12
+    assert np.frombuffer(buf, "<u4").tolist() == [1, 5, 70000]
+    assert _indices_from_json(memoryview(np.array([4, 2], "<u4").tobytes()), None) == [4, 2]
+    assert _indices_from_json([3], None) == [3]
+
+
+def test_browser_selection_updates_python(vis):
+    """A selection set in the browser (a uint32 buffer) arrives as a list of ints."""
+    w = DVIWidget(vis)
+    w.set_state({"selected": memoryview(np.array([10, 20], "<u4").tobytes())})
+    assert w.selected == [10, 20]
+
+
+def test_a_visualization_without_epochs_is_refused_outside_live_mode():
+    empty = FakeVisualization(n=50, epochs=(1, 2), visible_epochs=0)
+    with pytest.raises(ValueError, match="no fitted epochs"):
+        DVIWidget(empty)
+
+
+def test_live_widget_waits_then_refresh_sends_only_new_epochs():
+    vis = FakeVisualization(n=80, epochs=(1, 2, 3), visible_epochs=0, map_size=16)
+    w = DVIWidget(vis, live=True)
+    assert w.epoch is None and w.epoch_data == [] and w.meta["live"] is True
+
+    vis.reload()
+    assert w.refresh() == [1]
+    first = w.epoch_data[0]
+    assert w.epoch == 1
+
+    vis.reload()
+    vis.reload()
+    assert w.refresh() == [2, 3]
+    assert w.epoch_data[0] is first, "earlier epochs are not rebuilt or re-sent"
+    assert [c.epoch for c in w.epoch_data] == [1, 2, 3]
+    assert w.epoch == 3, "a live widget jumps to the latest epoch"
+    assert w.refresh() == []
+
+
+def test_refresh_sends_one_comm_message_per_new_child_only(vis):
+    """Adding an epoch opens one new child comm; no earlier child sends anything."""
+    live_vis = FakeVisualization(n=50, epochs=(1, 2), visible_epochs=1, map_size=16)
+    w = DVIWidget(live_vis, live=True)
+    sent = []
+    old = w.epoch_data[0]
+    orig = old.send_state
+    old.send_state = lambda *a, **k: sent.append(a) or orig(*a, **k)
+    live_vis.reload()
+    w.refresh()
+    assert sent == []
+    assert len(w.epoch_data) == 2
+
+
+def test_max_points_keeps_a_stratified_sample_with_global_indices():
+    vis = FakeVisualization(n=5000, n_classes=5, epochs=(1,), map_size=8)
+    w = DVIWidget(vis, max_points=1000)
+    shown = np.frombuffer(w.indices, "<u4")
+    assert len(shown) == 1000 and w.meta["n_display"] == 1000 and w.meta["n_samples"] == 5000
+    assert np.all(np.diff(shown) > 0)
+    np.testing.assert_array_equal(np.frombuffer(w.labels, np.uint8), vis.labels[shown])
+    pos = np.frombuffer(w.epoch_data[0].positions, "<f4").reshape(-1, 2)
+    np.testing.assert_array_equal(pos, vis.embedding(1)[shown])
+    full = np.bincount(vis.labels, minlength=5) / 5000
+    part = np.bincount(vis.labels[shown], minlength=5) / 1000
+    np.testing.assert_allclose(part, full, atol=0.002)
+    w.select([4999])  # any global index stays selectable, drawn or not
+    assert w.selected == [4999]
+
+
+def test_stratified_sample_keeps_rare_groups_and_exact_size():
+    labels = np.array([0] * 990 + [1] * 10)
+    split = np.array(["train"] * 1000)
+    idx = stratified_sample(labels, split, 50)
+    assert len(idx) == 50
+    assert (labels[idx] == 1).sum() >= 1
+
+
+def test_thumbnail_atlas_is_downsampled_to_its_budget():
+    vis = FakeVisualization(n=400, epochs=(1,), map_size=8)
+    w = DVIWidget(vis, thumbnail_budget=400 * 4 * 4)
+    assert w.meta["thumbnail_shape"] == {"h": 4, "w": 4, "c": 1}
+    assert len(w.thumbnails) == 400 * 16
+
+
+def test_no_thumbnails_sends_no_atlas():
+    vis = FakeVisualization(n=100, epochs=(1,), thumbnails=False, map_size=8)
+    w = DVIWidget(vis)
+    assert w.thumbnails == b"" and w.meta["thumbnail_shape"] is None
+
+
+def test_probability_quantisation_is_within_a_uint16_step():
+    p = np.linspace(0, 1, 1001, dtype=np.float32)
+    q = np.frombuffer(encode_probabilities(p), "<u2") / 65535
+    assert np.max(np.abs(q - p)) <= 0.5 / 65535 + 1e-7
+
+
+def test_view_options_are_traits_that_validate(vis):
+    w = DVIWidget(vis)
+    w.color_by = "correct"
+    w.split_filter = "test"
+    w.hidden_classes = [1]
+    w.only_misclassified = True
+    w.show_trails = True
+    with pytest.raises(Exception):
+        w.color_by = "rainbow"
