@@ -1,0 +1,203 @@
+"""Widget benchmark: the browser side at 50,000 points x 20 epochs, in headless Chromium.
+
+Runs a real JupyterLab with the widget on a synthetic duck-typed Visualization
+(tests/browser/fake_vis.py) and measures:
+
+- playback: time to draw each frame while the epochs play (median, worst),
+  and the interval between animation frames;
+- lasso: time to hit-test a 200-vertex lasso over all points;
+- latency: from `w.epoch = k` in Python to that epoch's frame drawn;
+- bytes per epoch: what crosses the websocket when one epoch is added
+  (live refresh), against the raw size of that epoch's arrays.
+
+    python benchmarks/widget.py [--points 50000] [--epochs 20] [--json out.json]
+
+Prints a Markdown table (the one in benchmarks/README.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "browser"))
+
+from harness import (  # noqa: E402
+    kernel_exec,
+    launch_browser,
+    make_workdir,
+    open_notebook,
+    remove_workdir,
+    run_all_cells,
+    start_server,
+    write_notebook,
+)
+
+
+def q(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", type=int, default=50_000)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--map", type=int, default=256, help="decision map size (pixels per side)")
+    ap.add_argument("--json", type=pathlib.Path, default=None)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    n, e = args.points, args.epochs
+    work = make_workdir("dvi-bench-")
+    server = start_server("lab", work)
+    setup = (
+        "import time, numpy as np\n"
+        "from fake_vis import FakeVisualization\n"
+        "from dvi_widget.widget import DVIWidget\n"
+        f"vis = FakeVisualization(n={n}, epochs=range(1, {e} + 1), map_size={args.map})\n"
+        "t0 = time.perf_counter(); w = DVIWidget(vis); build_s = time.perf_counter() - t0\n"
+        "w"
+    )
+    live = (
+        f"lvis = FakeVisualization(n={n}, epochs=range(1, {e} + 1), map_size={args.map}, visible_epochs={e - 1})\n"
+        "lw = DVIWidget(lvis, live=True)\n"
+        "lw"
+    )
+    write_notebook(server.root / "bench.ipynb", [setup, live])
+    results: dict = {"points": n, "epochs": e, "map": args.map, "machine": f"{platform.machine()}, {platform.processor() or ''}".strip(", ")}
+    try:
+        with sync_playwright() as p:
+            browser = launch_browser(p)
+            results["chromium"] = browser.version
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            frames: list[int] = []
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(
+                len(payload) if isinstance(payload, (bytes, bytearray)) else len(payload.encode()))))
+            open_notebook(page, server, "bench.ipynb")
+            t0 = time.perf_counter()
+            run_all_cells(page, timeout_ms=600_000)
+            page.wait_for_function(
+                "() => { const r = document.querySelectorAll('.dvi-root'); return r.length >= 2 && r[0].dataset.drawnEpoch; }",
+                timeout=300_000,
+            )
+            results["first_render_s"] = round(time.perf_counter() - t0, 2)
+            results["canvas_css_px"] = page.evaluate("() => { const a = document.querySelector('.dvi-root').dvi; return [a.renderer.width, a.renderer.height]; }")
+            # collapse the second widget's output so the first one is measured alone on screen
+            page.evaluate("() => document.querySelectorAll('.dvi-root')[0].scrollIntoView()")
+
+            # 1. playback
+            kernel_exec(page, "w.epoch = 1")
+            page.wait_for_function("() => document.querySelector('.dvi-root').dataset.drawnEpoch === '1'")
+            play = page.evaluate(
+                """async (last) => {
+                  const r = document.querySelector('.dvi-root'), app = r.dvi;
+                  app.state.speed = 2;
+                  app.frameTimes.length = 0;
+                  const intervals = []; let prev = performance.now();
+                  app.play();
+                  const t0 = performance.now();
+                  while (performance.now() - t0 < 60000) {
+                    await new Promise(requestAnimationFrame);
+                    const now = performance.now(); intervals.push(now - prev); prev = now;
+                    if (!app.playing && !app.transition) break;
+                  }
+                  return { draw: app.frameTimes.slice(), intervals, epoch: r.dataset.epoch };
+                }""",
+                e,
+            )
+            draw = play["draw"]
+            results["playback_frames"] = len(draw)
+            results["frame_draw_ms_median"] = round(statistics.median(draw), 2)
+            results["frame_draw_ms_p95"] = round(q(draw, 0.95), 2)
+            results["frame_draw_ms_worst"] = round(max(draw), 2)
+            iv = play["intervals"][2:]
+            results["frame_interval_ms_median"] = round(statistics.median(iv), 2)
+            results["frame_interval_ms_worst"] = round(max(iv), 2)
+
+            # 2. lasso hit test over all points (200-vertex star around the centre)
+            lasso = page.evaluate(
+                """() => {
+                  const app = document.querySelector('.dvi-root').dvi;
+                  const W = app.renderer.width, H = app.renderer.height, poly = [];
+                  for (let k = 0; k < 200; k++) { const a = 2 * Math.PI * k / 200, r = (k % 2 ? 0.25 : 0.42) * Math.min(W, H);
+                    poly.push(W / 2 + r * Math.cos(a), H / 2 + r * Math.sin(a)); }
+                  const times = []; let hits = 0;
+                  for (let rep = 0; rep < 15; rep++) { hits = app.finishLasso(poly, 'replace').length; times.push(app.lastHitTestMs); }
+                  app.setSelection(new Set());
+                  return { times, hits };
+                }"""
+            )
+            results["lasso_ms_median"] = round(statistics.median(lasso["times"]), 2)
+            results["lasso_ms_worst"] = round(max(lasso["times"]), 2)
+            results["lasso_hits"] = lasso["hits"]
+
+            # 3. Python w.epoch = k -> frame drawn
+            lat = []
+            for k in list(range(2, e + 1, 2)):
+                out = kernel_exec(page, f"t = time.time(); w.epoch = {k}; print(repr(t))")
+                t_py = float(out.strip().splitlines()[-1])
+                page.wait_for_function(f"() => document.querySelector('.dvi-root').dataset.drawnEpoch === '{k}'")
+                drawn = page.evaluate("() => document.querySelector('.dvi-root').dvi.drawnAt")
+                lat.append(drawn - t_py * 1000)
+            results["epoch_latency_ms_median"] = round(statistics.median(lat), 1)
+            results["epoch_latency_ms_worst"] = round(max(lat), 1)
+
+            # 4. bytes over the websocket for one added epoch (live refresh)
+            page.wait_for_timeout(500)
+            frames.clear()
+            out = kernel_exec(
+                page,
+                "lvis.reload(); added = lw.refresh(); c = lw.epoch_data[-1]; "
+                "print(added, c.payload_bytes(), len(c.background), lvis.background(added[0]).nbytes)",
+            )
+            page.wait_for_function(f"() => document.querySelectorAll('.dvi-root')[1].dataset.drawnEpoch === '{e}'", timeout=60_000)
+            page.wait_for_timeout(300)
+            added, payload, png, rgba = out.strip().split("] ")[0] + "]", *map(int, out.strip().split("] ")[1].split())
+            sent = sum(frames)
+            arrays_raw = n * 2 * 4 + n * 1 + 2 * n * 2  # positions f32, predictions u8, two probabilities u16
+            raw = arrays_raw + rgba
+            results["epoch_bytes_sent"] = sent
+            results["epoch_payload_bytes"] = payload
+            results["epoch_raw_bytes"] = raw
+            results["epoch_png_bytes"] = png
+            results["epoch_rgba_bytes"] = rgba
+            results["epoch_sent_over_raw"] = round(sent / raw, 3)
+            results["epoch_arrays_sent_over_raw"] = round((sent - png) / arrays_raw, 3)
+            results["ws_frames"] = len(frames)
+            results["build_s"] = float(kernel_exec(page, "print(build_s)").strip())
+            browser.close()
+    finally:
+        server.stop()
+        remove_workdir(work)
+
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def table(r: dict) -> str:
+    rows = [
+        ("playback: draw time per frame, median", f"{r['frame_draw_ms_median']} ms", "< 16 ms"),
+        ("playback: draw time per frame, p95 / worst", f"{r['frame_draw_ms_p95']} / {r['frame_draw_ms_worst']} ms", ""),
+        ("playback: interval between frames, median / worst", f"{r['frame_interval_ms_median']} / {r['frame_interval_ms_worst']} ms", ""),
+        ("lasso hit test, all points (200 vertices), median / worst", f"{r['lasso_ms_median']} / {r['lasso_ms_worst']} ms", "< 20 ms"),
+        ("`w.epoch = k` in Python to frame drawn, median / worst", f"{r['epoch_latency_ms_median']} / {r['epoch_latency_ms_worst']} ms", ""),
+        ("bytes on the websocket per added epoch / raw arrays + RGBA map", f"{r['epoch_bytes_sent']:,} / {r['epoch_raw_bytes']:,} = {r['epoch_sent_over_raw']}x", "<= 1.1x"),
+        ("  the same, per-sample arrays only (without the map)", f"{r['epoch_bytes_sent'] - r['epoch_png_bytes']:,} / {r['epoch_raw_bytes'] - r['epoch_rgba_bytes']:,} = {r['epoch_arrays_sent_over_raw']}x", ""),
+        ("first render of the notebook (kernel start to first frame)", f"{r['first_render_s']} s", ""),
+    ]
+    head = (f"{r['points']:,} points x {r['epochs']} epochs, {r['map']}x{r['map']} maps, canvas "
+            f"{r['canvas_css_px'][0]}x{r['canvas_css_px'][1]} CSS px, {r['playback_frames']} playback frames, Chromium {r['chromium']}")
+    lines = [head, "", "| measure | result | goal |", "| --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
