@@ -1,0 +1,88 @@
+"""Shared fixtures: small real data and one fitted small MNIST run shared by the whole suite.
+
+``small_run`` (session scope) is a fitted :class:`dvi_widget.Visualization` of a tiny real
+MNIST run: 1,000 bundled digits (800 train / 200 test), the demo's SmallCNN trained for 3
+epochs and captured after each, fitted with reduced steps. Tests that change a run work on
+a copy (``small_run_copy``), never on the shared one. The browser tests use it too.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np
+import pytest
+import torch
+
+import dvi_widget as dvi
+from dvi_widget.demo import CLASSES, SmallCNN, load_mnist, to_tensor, train_one_epoch
+
+# Reduced fit settings: the suite checks behaviour, not the last bit of quality.
+FAST_FIT = dict(steps_first=200, steps=80, grid=64)
+SMALL_TRAIN, SMALL_TEST, SMALL_EPOCHS = 800, 200, 3
+
+
+@pytest.fixture(scope="session")
+def mnist_small():
+    """1,000 real MNIST digits: (x float (N,1,28,28), labels int64, split, images uint8 (N,28,28))."""
+    images, labels, split = load_mnist(SMALL_TRAIN, SMALL_TEST, seed=0)
+    return to_tensor(images), labels, split, images
+
+
+def make_cnn(seed: int = 0) -> SmallCNN:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SmallCNN()
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(mnist_small):
+    """A SmallCNN trained for one epoch on the 800 training digits (eval mode off: as after training)."""
+    x, labels, split, _ = mnist_small
+    model = make_cnn()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train = torch.from_numpy(split == "train")
+    train_one_epoch(model, opt, x[train], torch.from_numpy(labels)[train], torch.Generator().manual_seed(0))
+    return model
+
+
+@pytest.fixture(scope="session")
+def small_run_path(tmp_path_factory, mnist_small):
+    """Path of the recorded and fitted small MNIST run (do not modify: copy it)."""
+    x, labels, split, images = mnist_small
+    path = tmp_path_factory.mktemp("small_run") / "mnist-small"
+    model = make_cnn()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train = torch.from_numpy(split == "train")
+    y = torch.from_numpy(labels)
+    gen = torch.Generator().manual_seed(0)
+    with dvi.Recorder(path, inputs=x, labels=labels, classes=CLASSES, images=images, split=split) as rec:
+        for _ in range(SMALL_EPOCHS):
+            train_one_epoch(model, opt, x[train], y[train], gen)
+            rec.capture(model, features=model.features, head=model.fc)
+    dvi.fit(path, progress=False, **FAST_FIT)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_run(small_run_path):
+    """A fitted ``dvi.Visualization`` of the small MNIST run (epochs 1, 2, 3; N = 1,000)."""
+    return dvi.Visualization(small_run_path)
+
+
+@pytest.fixture
+def small_run_copy(small_run_path, tmp_path):
+    """A private copy of the small run's directory, for tests that change or damage it."""
+    dest = tmp_path / "run"
+    shutil.copytree(small_run_path, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits as float32 features (1,797 x 64) and labels."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    return d.data.astype(np.float32), d.target.astype(np.int64)
