@@ -45,6 +45,7 @@ export class DVIApp {
     this.pendingEpoch = model.get("epoch");
     this.view = null;
     this.viewAuto = true;
+    this._firstView = true; // a saved view (load_state) applies once the canvas has a size
     this.hover = null;
     this.inspected = null;
     this.lasso = null;
@@ -385,10 +386,18 @@ export class DVIApp {
     listen(this.lassoBtn, "click", () => this._setMode("lasso"));
     listen(this.clearBtn, "click", () => this.setSelection(new Set()));
     listen(this.resetBtn, "click", () => this.resetView());
-    // Keys: handled on the focusable root; nothing inside leaks to the notebook.
-    listen(this.root, "keydown", (ev) => this._onKey(ev));
-    listen(this.root, "keyup", (ev) => ev.stopPropagation());
-    listen(this.root, "keypress", (ev) => ev.stopPropagation());
+    // Keys: handled for the focusable root and stopped there, so the notebook's
+    // shortcuts never see them. The listener sits on window in the capture phase
+    // because some front ends (Notebook 7) take keydown on document while
+    // capturing, before any element below could stop it. Default actions (the
+    // slider's own arrows, select menus) still happen.
+    // Chords with Ctrl/Cmd (save, copy) and Shift+Enter (run the cell) still reach the notebook.
+    const mine = (ev) =>
+      ev.target instanceof Node && this.root.contains(ev.target) &&
+      !(ev.ctrlKey || ev.metaKey || (ev.key === "Enter" && ev.shiftKey));
+    listen(window, "keydown", (ev) => mine(ev) && this._onKey(ev), true);
+    listen(window, "keyup", (ev) => mine(ev) && ev.stopPropagation(), true);
+    listen(window, "keypress", (ev) => mine(ev) && ev.stopPropagation(), true);
     // Wheel zooms the map and never scrolls the notebook.
     listen(this.mapEl, "wheel", (ev) => this._onWheel(ev), { passive: false });
     listen(this.mapEl, "pointerdown", (ev) => this._onPointerDown(ev));
@@ -545,9 +554,11 @@ export class DVIApp {
   }
 
   resetView() {
+    clearTimeout(this._viewTimer);
     this.viewAuto = true;
     this.view = null;
-    this._saveView();
+    this.model.set("view", {});
+    this.model.save_changes();
     this.invalidate(true);
   }
 
@@ -587,9 +598,9 @@ export class DVIApp {
     const resized = this.renderer.resize();
     if (resized) this._bgDirty = true;
     if (!this.view) {
-      if (this.renderer.width > 1 && this.model.get("view") && this.model.get("view").cx != null && this.viewAuto) {
-        this._viewFromModel();
-      }
+      const saved = this.model.get("view");
+      if (this._firstView && this.renderer.width > 1 && saved && saved.cx != null) this._viewFromModel();
+      this._firstView = false;
       if (!this.view) this.view = this._fitView();
     }
     const nums = this.store.numbers();

@@ -47,7 +47,10 @@ def browser_workdir():
 @pytest.fixture(scope="session")
 def run_dir(request, browser_workdir) -> pathlib.Path:
     """A small real fitted MNIST run on disk: the engine's `small_run` when the
-    suite provides it, else one made here with the demo's training code."""
+    suite provides it, else one made here with the demo's training code.
+    DVI_BROWSER_RUN_DIR names an existing fitted run instead (to iterate quickly)."""
+    if os.environ.get("DVI_BROWSER_RUN_DIR"):
+        return pathlib.Path(os.environ["DVI_BROWSER_RUN_DIR"])
     try:
         vis = request.getfixturevalue("small_run")
         return pathlib.Path(vis.path)

@@ -96,7 +96,8 @@ def test_map_shows_points_on_the_decision_map_with_legend_and_faithfulness(reset
     assert painted["colouredBg"] > 0.3, "the decision map covers the view"
     assert painted["points"] > 0.02, "points are drawn"
     nb.shot("map")
-    assert not [e for e in nb.console_errors if "dvi" in e.lower()]
+    unexpected = [e for e in nb.console_errors if "dvi" in e.lower() and "positions for" not in e]
+    assert not unexpected, "only the deliberately broken widget reports an error"
 
 
 def test_playback_steps_through_every_epoch_and_points_glide(reset):
@@ -143,9 +144,9 @@ def test_python_sets_epoch_and_keys_step_without_notebook_shortcuts(reset):
     with pytest.raises(AssertionError, match="unknown epoch 999; valid epochs"):
         nb.exec("w.epoch = 999")
 
+    nb.root().focus()  # focusing the output makes its cell the active one, as any click would
     cells_before = nb.page.locator(".jp-Cell").count()
     active_before = nb.page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex")
-    nb.root().focus()
     nb.page.keyboard.press("ArrowLeft")
     nb.wait_drawn(epochs[0])
     assert kernel(nb, "w.epoch") == epochs[0]
