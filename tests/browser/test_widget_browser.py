@@ -176,6 +176,7 @@ def test_lasso_selects_exactly_the_points_inside_and_syncs_to_python(reset):
 
     def drag(points, modifier=None):
         m = nb.page.mouse
+        box = map_box(nb)  # screenshots may scroll the page: take the map's place afresh
         if modifier:
             nb.page.keyboard.down(modifier)
         m.move(box["x"] + points[0][0], box["y"] + points[0][1])
@@ -244,6 +245,7 @@ def test_hover_tooltip_and_click_inspector_show_the_sample(reset):
     nb.exec(f"w.hidden_classes = [c for c in range(len(vis.classes)) if c != int(vis.labels[{i}])]")
     nb.page.wait_for_function("() => document.querySelector('.dvi-root').dvi.state.hidden.size > 0")
     nb.page.wait_for_timeout(200)
+    nb.root().locator(".dvi-map").scroll_into_view_if_needed()
     box = map_box(nb)
     x, y = nb.js(f"[app.xs[{i}], app.ys[{i}]]")
     nb.page.mouse.move(box["x"] + x, box["y"] + y)
@@ -258,6 +260,7 @@ def test_hover_tooltip_and_click_inspector_show_the_sample(reset):
     assert tip.locator("canvas.dvi-thumb").count() == 1, "the thumbnail is shown"
     nb.shot("tooltip")
 
+    box = map_box(nb)
     nb.page.mouse.click(box["x"] + x, box["y"] + y)
     insp = nb.root().locator(".dvi-inspector")
     insp.wait_for(state="visible")
@@ -329,6 +332,7 @@ def test_wheel_zooms_the_map_not_the_notebook_and_reset_restores(reset):
     assert top1 == top0, "the notebook did not scroll"
     # pan by dragging in pan mode
     cx0 = nb.js("app.view.cx")
+    box = map_box(nb)
     nb.page.mouse.move(box["x"] + 200, box["y"] + 200)
     nb.page.mouse.down()
     nb.page.mouse.move(box["x"] + 300, box["y"] + 220, steps=5)
