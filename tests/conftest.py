@@ -17,11 +17,9 @@ import pytest
 import torch
 
 import dvi_widget as dvi
-from dvi_widget.demo import CLASSES, SmallCNN, load_mnist, to_tensor, train_one_epoch
-
-# Reduced fit settings: the suite checks behaviour, not the last bit of quality.
-FAST_FIT = dict(steps_first=200, steps=80, grid=64)
-SMALL_TRAIN, SMALL_TEST, SMALL_EPOCHS = 800, 200, 3
+from dvi_widget.demo import load_mnist, to_tensor, train_one_epoch
+from engine_support import (CLASSES, FAST_FIT, SMALL_EPOCHS, SMALL_TEST, SMALL_TRAIN, TINY_FIT, make_cnn,
+                            record_features)
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +27,6 @@ def mnist_small():
     """1,000 real MNIST digits: (x float (N,1,28,28), labels int64, split, images uint8 (N,28,28))."""
     images, labels, split = load_mnist(SMALL_TRAIN, SMALL_TEST, seed=0)
     return to_tensor(images), labels, split, images
-
-
-def make_cnn(seed: int = 0) -> SmallCNN:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SmallCNN()
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +78,41 @@ def digits():
     from sklearn.datasets import load_digits
     d = load_digits()
     return d.data.astype(np.float32), d.target.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def mnist_tiny(mnist_small):
+    """300 of those digits (240 train, 60 test), for recording tests that capture many times."""
+    x, labels, split, images = mnist_small
+    idx = np.r_[0:240, SMALL_TRAIN:SMALL_TRAIN + 60]
+    return x[idx], labels[idx], split[idx], images[idx]
+
+
+@pytest.fixture(scope="session")
+def digits_head(digits):
+    """A linear head trained to ~99% accuracy on the digits features (scaled to [0, 1])."""
+    X, y = digits
+    X = X / 16.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        head = torch.nn.Linear(X.shape[1], 10)
+    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(head(xt), yt).backward()
+        opt.step()
+    head.requires_grad_(False)
+    return X, y, head
+
+
+@pytest.fixture
+def tiny_feature_run(tmp_path, digits_head):
+    """A features-only run of 300 digits, 3 epochs (small drifts), fitted with TINY_FIT."""
+    X, y, head = digits_head
+    rng = np.random.default_rng(0)
+    X = X[:300]
+    feats = [(e, (X + 0.02 * e * rng.standard_normal(X.shape)).astype(np.float32)) for e in (1, 2, 3)]
+    path = record_features(tmp_path / "tiny", feats, y[:300], head)
+    dvi.fit(path, progress=False, **TINY_FIT)
+    return path
