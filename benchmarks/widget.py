@@ -75,7 +75,7 @@ def main() -> None:
         with sync_playwright() as p:
             browser = launch_browser(p)
             results["chromium"] = browser.version
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1920, "height": 1200})
             frames: list[int] = []
             page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(
                 len(payload) if isinstance(payload, (bytes, bytearray)) else len(payload.encode()))))
@@ -99,15 +99,18 @@ def main() -> None:
                   const r = document.querySelector('.dvi-root'), app = r.dvi;
                   app.state.speed = 2;
                   app.frameTimes.length = 0;
-                  const intervals = []; let prev = performance.now();
+                  const intervals = [], parts = []; let prev = performance.now();
                   app.play();
                   const t0 = performance.now();
                   while (performance.now() - t0 < 60000) {
                     await new Promise(requestAnimationFrame);
                     const now = performance.now(); intervals.push(now - prev); prev = now;
+                    if (app.lastBreakdown) parts.push(app.lastBreakdown);
                     if (!app.playing && !app.transition) break;
                   }
-                  return { draw: app.frameTimes.slice(), intervals, epoch: r.dataset.epoch };
+                  const med = (k) => { const v = parts.map(p => p[k]).sort((a, b) => a - b); return v[v.length >> 1]; };
+                  const breakdown = Object.fromEntries(['positions', 'background', 'points', 'overlay'].map(k => [k, med(k)]));
+                  return { draw: app.frameTimes.slice(), intervals, epoch: r.dataset.epoch, breakdown };
                 }""",
                 e,
             )
@@ -116,6 +119,7 @@ def main() -> None:
             results["frame_draw_ms_median"] = round(statistics.median(draw), 2)
             results["frame_draw_ms_p95"] = round(q(draw, 0.95), 2)
             results["frame_draw_ms_worst"] = round(max(draw), 2)
+            results["frame_breakdown_ms_median"] = {k: round(v, 2) for k, v in play["breakdown"].items()}
             iv = play["intervals"][2:]
             results["frame_interval_ms_median"] = round(statistics.median(iv), 2)
             results["frame_interval_ms_worst"] = round(max(iv), 2)

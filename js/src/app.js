@@ -6,7 +6,7 @@
  */
 import { h, setChildren } from "./dom.js";
 import { asBytes, asTyped, decodeClasses, decodeIndices, encodeIndices } from "./decode.js";
-import { parseHex, pointColors, pack, shade, withAlpha } from "./colors.js";
+import { parseHex, pointColors, pack, shade } from "./colors.js";
 import { lerpPositions, transitionProgress } from "./interp.js";
 import { fitView, projectAll, zoomAt, panBy, toScreen } from "./view.js";
 import { visibilityMask, classCounts } from "./filters.js";
@@ -29,6 +29,7 @@ export class DVIApp {
     this._readStatic();
     this._buildDom(el);
     this.renderer = new MapRenderer(this.mapEl);
+    this.renderer.setPointCount(this.n);
     this.state = {
       colorBy: model.get("color_by") || "label",
       split: model.get("split_filter") || "both",
@@ -627,21 +628,26 @@ export class DVIApp {
     const W = this.renderer.width, H = this.renderer.height;
     projectAll(this.view, W, H, this.pos, this.xs, this.ys);
     this._updateOrder(target);
+    const t1 = performance.now();
 
-    if (this._bgDirty || this.transition) {
-      const layers = this.transition
-        ? [
-            { bitmap: this.transition.from.bitmap, extent: this.transition.from.backgroundExtent, alpha: 1 },
-            { bitmap: target.bitmap, extent: target.backgroundExtent, alpha: t },
-          ]
-        : [{ bitmap: target.bitmap, extent: target.backgroundExtent, alpha: 1 }];
+    // The map switches half-way through a glide (a cross-fade would repaint it every frame).
+    const shown = this.transition && t < 0.5 ? this.transition.from : target;
+    if (this._bgDirty || shown !== this._bgShown || shown.bitmap !== this._bgBitmap) {
+      const layers = [{ bitmap: shown.bitmap, extent: shown.backgroundExtent, alpha: 1 }];
       this.renderer.drawBackground(this.view, layers, this._cssVar("--dvi-map-bg", "#fafafa"));
       this._bgDirty = false;
+      this._bgShown = shown;
+      this._bgBitmap = shown.bitmap;
     }
+    const t2 = performance.now();
     this.renderer.drawPoints(this.xs, this.ys, this._passes);
+    const t3 = performance.now();
     this._drawOverlay(target);
 
-    const dt = performance.now() - t0;
+    const t4 = performance.now();
+    const dt = t4 - t0;
+    // where the frame's time went (benchmarks/widget.py reports it)
+    this.lastBreakdown = { positions: t1 - t0, background: t2 - t1, points: t3 - t2, overlay: t4 - t3 };
     this.frameTimes.push(dt);
     if (this.frameTimes.length > 2000) this.frameTimes.splice(0, 1000);
     if (this.transition && done) {
@@ -684,11 +690,12 @@ export class DVIApp {
       if (!this.visible[i]) continue;
       (this.selMask[i] ? sel : rest).push(i);
     }
-    const labels = this.labels;
-    const wrong = (i) => pred[i] !== labels[i];
+    if (!this._wrong || this._wrong.length !== this.n) this._wrong = new Uint8Array(this.n);
+    const wrong = this._wrong;
+    for (let i = 0; i < this.n; i++) wrong[i] = pred[i] !== this.labels[i] ? 1 : 0;
     this._passes = [
-      { order: Uint32Array.from(rest), color: anySel ? (i) => withAlpha(colors[i], dim) : (i) => colors[i], outline: () => outlineRGB, wrong, selected: false },
-      { order: Uint32Array.from(sel), color: (i) => colors[i], outline: () => selOutline, wrong, selected: true },
+      { order: Uint32Array.from(rest), colors, alpha: dim, outline: outlineRGB, wrong, selected: false },
+      { order: Uint32Array.from(sel), colors, alpha: 255, outline: selOutline, wrong, selected: true },
     ];
     this._syncControls();
   }
@@ -703,6 +710,7 @@ export class DVIApp {
 
   _drawOverlay(target) {
     const s = this.state;
+    const empty = !(s.trails && this.selected.size) && this.inspected == null && this.hover == null && !this.lasso;
     this.renderer.drawOverlay((ctx) => {
       if (s.trails && this.selected.size) this._drawTrails(ctx);
       const ring = (i, color, r) => {
@@ -728,7 +736,7 @@ export class DVIApp {
         ctx.stroke();
         ctx.setLineDash([]);
       }
-    });
+    }, empty);
   }
 
   /** Paths of the selected (visible) samples over all epochs, at most 2,000. */

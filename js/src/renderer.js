@@ -5,7 +5,7 @@
  *   overlay    - trails, the lasso being drawn, hover and inspector rings
  * Coordinates handed in are CSS pixels; the canvases use device pixels.
  */
-import { makeStamp, disk, cross, drawPoints } from "./raster.js";
+import { makeStamp, disk, cross, drawPoints, bandOrder } from "./raster.js";
 import { toScreen } from "./view.js";
 
 export class MapRenderer {
@@ -29,6 +29,15 @@ export class MapRenderer {
     return c;
   }
 
+  /** Point radius in CSS px: smaller when there are many points (less overdraw, less work). */
+  setPointCount(n) {
+    const radius = n > 20000 ? 1 : 2;
+    if (radius !== this.radius) {
+      this.radius = radius;
+      this.image = null; // rebuild the stamps
+    }
+  }
+
   /** Match the canvases to the container's size; true when it changed. */
   resize() {
     const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
@@ -46,7 +55,7 @@ export class MapRenderer {
     this.ctxPoints = this.points.getContext("2d");
     this.image = this.ctxPoints.createImageData(W, H);
     this.words = new Uint32Array(this.image.data.buffer);
-    const r = Math.max(1, Math.round(2 * dpr));
+    const r = Math.max(1, Math.round((this.radius || 2) * dpr));
     this.stamps = {
       normal: makeStamp(r, disk, W),
       wrong: makeStamp(r + 1, cross, W),
@@ -79,8 +88,8 @@ export class MapRenderer {
   }
 
   /**
-   * Points. xs, ys in CSS px; passes: [{order, color(i), outline(i), wrong(i), selected}]
-   * drawn in sequence (later passes on top).
+   * Points. xs, ys in CSS px; passes: [{order, colors, alpha, outline, wrong, selected}]
+   * drawn in sequence (later passes on top); see raster.drawPoints.
    */
   drawPoints(xs, ys, passes) {
     const { words, dpr, stamps } = this;
@@ -96,15 +105,22 @@ export class MapRenderer {
       dys[i] = ys[i] * dpr;
     }
     for (const p of passes) {
-      const big = p.selected;
-      const stampFor = (i) => (p.wrong(i) ? (big ? stamps.selectedWrong : stamps.wrong) : big ? stamps.selected : stamps.normal);
-      drawPoints(words, W, H, dxs, dys, p.order, p.color, p.outline, stampFor);
+      let order = p.order;
+      if (order.length > 5000) {
+        if (!this.sorted || this.sorted.length < order.length) this.sorted = new Uint32Array(order.length);
+        if (!this.counts || this.counts.length < (H >> 4) + 3) this.counts = new Uint32Array((H >> 4) + 3);
+        order = bandOrder(order, dys, H, 4, this.sorted.subarray(0, order.length), this.counts);
+      }
+      const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
+      drawPoints(words, W, H, dxs, dys, order, p.colors, p.alpha, p.outline, p.wrong, stamp, wrongStamp);
     }
     this.ctxPoints.putImageData(this.image, 0, 0);
   }
 
-  /** Overlay: fn(ctx) draws in CSS px. */
-  drawOverlay(fn) {
+  /** Overlay: fn(ctx) draws in CSS px; skipped while there is nothing to draw or clear. */
+  drawOverlay(fn, empty = false) {
+    if (empty && this.overlayEmpty) return;
+    this.overlayEmpty = empty;
     const ctx = this.overlay.getContext("2d");
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);

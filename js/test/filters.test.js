@@ -48,9 +48,20 @@ test("rasteriser writes fill and outline words around each point, clipped at the
   const W = 20, H = 20;
   const words = new Uint32Array(W * H);
   const st = makeStamp(2, disk, W);
-  drawPoints(words, W, H, Float32Array.from([10, 0]), Float32Array.from([10, 0]), Uint32Array.from([0, 1]), () => 7, () => 9, () => st);
-  assert.equal(words[10 * W + 10], 7, "centre is filled");
+  const colors = Uint32Array.from([0xff000007, 0xff000007]);
+  drawPoints(words, W, H, Float32Array.from([10, 0]), Float32Array.from([10, 0]), Uint32Array.from([0, 1]), colors, 255, 9, new Uint8Array(2), st, st);
+  assert.equal(words[10 * W + 10], 0xff000007, "centre is filled");
   assert.equal(words[10 * W + 13], 9, "ring is outline");
   assert.equal(words[0], 0, "a point on the edge is skipped");
-  assert.equal(words.filter((w) => w === 7).length, st.fill.length);
+  assert.equal(words.filter((w) => w === 0xff000007).length, st.fill.length);
+  words.fill(0);
+  drawPoints(words, W, H, Float32Array.from([10]), Float32Array.from([10]), Uint32Array.from([0]), colors, 70, 9, new Uint8Array(1), st, st);
+  assert.equal(words[10 * W + 10] >>> 24, 70, "dimmed points get the pass's alpha");
+});
+
+test("bandOrder groups points by row band, keeping the original order within a band", async () => {
+  const { bandOrder } = await import("../src/raster.js");
+  const ys = Float32Array.from([40, 3, 35, 1, 100, -5]);
+  const out = bandOrder(Uint32Array.from([0, 1, 2, 3, 4, 5]), ys, 64, 4, new Uint32Array(6), new Uint32Array(16));
+  assert.deepEqual(Array.from(out), [1, 3, 5, 0, 2, 4]);
 });
