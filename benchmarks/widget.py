@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -70,7 +71,7 @@ def main() -> None:
         "lw"
     )
     write_notebook(server.root / "bench.ipynb", [setup, live])
-    results: dict = {"points": n, "epochs": e, "map": args.map, "machine": f"{platform.machine()}, {platform.processor() or ''}".strip(", ")}
+    results: dict = {"load_before": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(), "points": n, "epochs": e, "map": args.map, "machine": f"{platform.machine()}, {platform.processor() or ''}".strip(", ")}
     try:
         with sync_playwright() as p:
             browser = launch_browser(p)
@@ -175,6 +176,7 @@ def main() -> None:
             results["epoch_arrays_sent_over_raw"] = round((sent - png) / arrays_raw, 3)
             results["ws_frames"] = len(frames)
             results["build_s"] = float(kernel_exec(page, "print(build_s)").strip())
+            results["load_after"] = round(os.getloadavg()[0], 2)
             browser.close()
     finally:
         server.stop()
@@ -194,10 +196,14 @@ def table(r: dict) -> str:
         ("`w.epoch = k` in Python to frame drawn, median / worst", f"{r['epoch_latency_ms_median']} / {r['epoch_latency_ms_worst']} ms", ""),
         ("bytes on the websocket per added epoch / raw arrays + RGBA map", f"{r['epoch_bytes_sent']:,} / {r['epoch_raw_bytes']:,} = {r['epoch_sent_over_raw']}x", "<= 1.1x"),
         ("  the same, per-sample arrays only (without the map)", f"{r['epoch_bytes_sent'] - r['epoch_png_bytes']:,} / {r['epoch_raw_bytes'] - r['epoch_rgba_bytes']:,} = {r['epoch_arrays_sent_over_raw']}x", ""),
-        ("first render of the notebook (kernel start to first frame)", f"{r['first_render_s']} s", ""),
+        ("  where a frame's draw time goes (median): positions / map / points / overlay",
+         " / ".join(f"{r['frame_breakdown_ms_median'][k]}" for k in ("positions", "background", "points", "overlay")) + " ms", ""),
+        ("building the widget in Python (20 epochs: PNG maps, buffers)", f"{r['build_s']:.2f} s", ""),
+        ("run all cells to first frame (kernel start included)", f"{r['first_render_s']} s", ""),
     ]
     head = (f"{r['points']:,} points x {r['epochs']} epochs, {r['map']}x{r['map']} maps, canvas "
-            f"{r['canvas_css_px'][0]}x{r['canvas_css_px'][1]} CSS px, {r['playback_frames']} playback frames, Chromium {r['chromium']}")
+            f"{r['canvas_css_px'][0]}x{r['canvas_css_px'][1]} CSS px, {r['playback_frames']} playback frames, Chromium {r['chromium']}, "
+            f"{r['cpus']} CPUs, load average {r['load_before']} before / {r['load_after']} after")
     lines = [head, "", "| measure | result | goal |", "| --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)

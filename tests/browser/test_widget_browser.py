@@ -364,3 +364,29 @@ def test_live_widget_waits_then_shows_each_captured_epoch(nb):
     assert kernel(nb, "(live.epoch, [c.epoch for c in live.epoch_data])") == [2, [1, 2]]
     assert nb.root(live).locator(".dvi-epoch-label").inner_text() == "epoch 2"
     nb.shot("live-2", k=live)
+
+
+def _luminance(css: str) -> float:
+    nums = [float(v) for v in css[css.index("(") + 1 : css.index(")")].replace("/", ",").split(",")[:3]]
+    return (0.2126 * nums[0] + 0.7152 * nums[1] + 0.0722 * nums[2]) / 255
+
+
+def test_theme_follows_the_front_end_light_and_dark(reset):
+    nb = reset
+    colours = "() => { const s = getComputedStyle(document.querySelector('.dvi-root')); return [s.backgroundColor, s.color]; }"
+    bg, fg = nb.page.evaluate(colours)
+    assert _luminance(bg) > 0.8 and _luminance(fg) < 0.4, (bg, fg)
+    nb.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', { theme: 'JupyterLab Dark' })")
+    try:
+        nb.page.wait_for_function(
+            "() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000
+        )
+        nb.page.wait_for_timeout(300)
+        bg, fg = nb.page.evaluate(colours)
+        assert _luminance(bg) < 0.3 and _luminance(fg) > 0.6, (bg, fg)
+        nb.js("(app.invalidate(true), true)")
+        nb.page.wait_for_timeout(200)
+        nb.shot("dark")
+    finally:
+        nb.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', { theme: 'JupyterLab Light' })")
+        nb.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'", timeout=30_000)
