@@ -1,0 +1,91 @@
+"""The projection: encoder and embedding agree, the decoder keeps predictions, the temporal term holds still."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from engine_support import record_features
+
+import dvi_widget as dvi
+
+
+def round_trip_predictions(vis, epoch, features):
+    """Classes the head gives to decode(encode(features)), computed through the public API."""
+    back = vis.inverse(epoch, vis.project(epoch, features))
+    with torch.no_grad():
+        return vis.head(epoch)(torch.from_numpy(back)).argmax(1).numpy()
+
+
+def test_embedding_equals_the_encoder_applied_to_the_epochs_features(small_run):
+    for e in small_run.epochs:
+        emb = small_run.embedding(e)
+        assert emb.shape == (small_run.n, 2) and emb.dtype == np.float32
+        proj = small_run.project(e, small_run.features(e))
+        assert proj.dtype == np.float32
+        np.testing.assert_allclose(emb, proj, rtol=1e-5, atol=1e-5)
+
+
+def test_project_and_inverse_shapes(small_run):
+    e = small_run.epochs[0]
+    h = small_run.features(e)
+    pts = small_run.project(e, h[:7])
+    assert pts.shape == (7, 2)
+    back = small_run.inverse(e, pts)
+    assert back.shape == (7, h.shape[1]) and back.dtype == np.float32
+    assert small_run.inverse(e, np.zeros((0, 2), np.float32)).shape == (0, h.shape[1])
+
+
+def test_each_epoch_has_its_own_projection(small_run):
+    a, b = small_run.epochs[0], small_run.epochs[-1]
+    h = small_run.features(b)
+    assert not np.allclose(small_run.project(a, h), small_run.project(b, h))
+
+
+def test_decoder_round_trip_keeps_most_predictions_on_the_small_run(small_run):
+    """Reduced fit steps on a barely trained CNN: well above what a position-blind decoder keeps."""
+    rng = np.random.default_rng(0)
+    for e in small_run.epochs:
+        pred = small_run.predictions(e)
+        rt = round_trip_predictions(small_run, e, small_run.features(e))
+        ppr = (rt == pred).mean()
+        assert ppr == pytest.approx(small_run.metrics[e]["ppr"], abs=0.01)
+        # a decoder that ignored where a point is would agree about as often as a shuffled pairing does
+        blind = (rt[rng.permutation(len(rt))] == pred).mean()
+        assert ppr >= 0.35 and ppr >= blind + 0.25, f"epoch {e}: ppr {ppr:.3f}, position-blind {blind:.3f}"
+
+
+def test_decoder_round_trip_keeps_predictions_on_a_well_trained_head(tmp_path, digits_head):
+    """Digits features and a 99%-accurate linear head: nearly every prediction survives."""
+    X, y, head = digits_head
+    path = record_features(tmp_path / "digits", [(1, X)], y, head)
+    vis = dvi.fit(path, progress=False, steps_first=200, grid=32)
+    rt = round_trip_predictions(vis, 1, X)
+    ppr = (rt == vis.predictions(1)).mean()
+    assert ppr >= 0.9, f"ppr {ppr:.3f}"
+    assert vis.metrics[1]["ppr"] == pytest.approx(ppr, abs=0.005)
+    # and the layout keeps neighbourhoods far better than chance (15/1797 ~ 0.008)
+    assert vis.metrics[1]["nn_rate@15"] > 0.15
+
+
+def test_temporal_term_holds_samples_whose_neighbourhoods_did_not_change(tmp_path, digits_head):
+    X, y, head = digits_head
+    X, y = X[:400], y[:400]
+    rng = np.random.default_rng(1)
+    X2 = (X + 1e-3 * rng.standard_normal(X.shape)).astype(np.float32)   # neighbourhoods unchanged
+    base = record_features(tmp_path / "base", [(1, X), (2, X2)], y, head)
+    moved = {}
+    first = {}
+    for w in (0.0, 30.0):
+        path = tmp_path / f"w{w}"
+        shutil.copytree(base, path)
+        vis = dvi.fit(path, progress=False, steps_first=100, steps=80, batch_size=256, grid=16,
+                      temporal_weight=w)
+        e1, e2 = vis.embedding(1), vis.embedding(2)
+        side = np.ptp(e1, axis=0).max()
+        moved[w] = float(np.linalg.norm(e2 - e1, axis=1).mean() / side)
+        first[w] = e1
+    np.testing.assert_allclose(first[0.0], first[30.0], atol=1e-4, err_msg="epoch 1 does not depend on the temporal weight")
+    print("relative movement", moved)
+    assert moved[30.0] < 0.5 * moved[0.0], moved
