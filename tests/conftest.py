@@ -61,7 +61,9 @@ def small_run_path(tmp_path_factory, mnist_small):
 @pytest.fixture(scope="session")
 def small_run(small_run_path):
     """A fitted ``dvi.Visualization`` of the small MNIST run (epochs 1, 2, 3; N = 1,000)."""
-    return dvi.Visualization(small_run_path)
+    vis = dvi.Visualization(small_run_path)
+    assert vis.epochs == list(range(1, SMALL_EPOCHS + 1)), "tests that loop over epochs need every epoch fitted"
+    return vis
 
 
 @pytest.fixture
