@@ -1,0 +1,92 @@
+"""Decision maps: shape, orientation (row 0 = top), colours by class, pale boundaries, extents."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from engine_support import FAST_FIT
+
+from dvi_widget.decision_map import grid_points, padded_extent, pixel_of
+
+
+def decoded_classes(vis, epoch, flip=False):
+    """The class of every pixel centre, decoded and classified here (row 0 = ymax unless flip)."""
+    xmin, xmax, ymin, ymax = vis.background_extent(epoch)
+    size = vis.background(epoch).shape[0]
+    xs = xmin + (np.arange(size) + 0.5) * (xmax - xmin) / size
+    ys = ymax - (np.arange(size) + 0.5) * (ymax - ymin) / size
+    if flip:
+        ys = ys[::-1]
+    gx, gy = np.meshgrid(xs, ys)
+    pts = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    with torch.no_grad():
+        p = torch.softmax(vis.head(epoch)(torch.from_numpy(vis.inverse(epoch, pts))), 1).numpy()
+    return p.argmax(1).reshape(size, size), p
+
+
+def test_background_is_an_rgba_image_of_the_grid_size(small_run):
+    for e in small_run.epochs:
+        bg = small_run.background(e)
+        assert bg.shape == (FAST_FIT["grid"], FAST_FIT["grid"], 4) and bg.dtype == np.uint8
+        assert (bg[..., 3] == 255).all()
+
+
+def test_first_row_is_the_top_of_the_extent(small_run):
+    for e in small_run.epochs:
+        stored = small_run.background_classes(e)
+        upright, _ = decoded_classes(small_run, e)
+        flipped, _ = decoded_classes(small_run, e, flip=True)
+        assert (stored == upright).mean() > 0.99
+        assert (stored == flipped).mean() < (stored == upright).mean() - 0.05
+
+
+def test_each_pixel_shows_its_class_colour_blended_with_white(small_run):
+    e = small_run.epochs[-1]
+    bg = small_run.background(e)[..., :3].astype(np.float64)
+    cls, _ = decoded_classes(small_run, e)
+    tint = (255 - bg).reshape(-1, 3)                         # how far from white, per channel
+    palette = 255 - small_run.colors.astype(np.float64)      # (C, 3)
+    strong = tint.sum(1) > 40                                # rounding dominates near-white pixels
+    cos = (tint[strong] @ palette.T) / (np.linalg.norm(tint[strong], axis=1)[:, None]
+                                        * np.linalg.norm(palette, axis=1)[None, :] + 1e-9)
+    assert strong.mean() > 0.5
+    assert (cos.argmax(1) == cls.ravel()[strong]).mean() > 0.97
+
+
+def test_boundaries_show_as_pale_bands(small_run):
+    """Pixels whose top-2 probabilities nearly tie are lighter than confident ones."""
+    e = small_run.epochs[-1]
+    bg = small_run.background(e)[..., :3].astype(np.float64)
+    _, p = decoded_classes(small_run, e)
+    top2 = np.sort(p, 1)[:, -2:]
+    margin = (top2[:, 1] - top2[:, 0]).reshape(bg.shape[:2])
+    whiteness = bg.mean(2)
+    unsure, sure = margin < 0.1, margin > 0.8
+    assert unsure.any() and sure.any()
+    assert whiteness[unsure].mean() > whiteness[sure].mean() + 20
+    assert whiteness[unsure].min() > 230, "near-white below the threshold"
+
+
+def test_background_extent_covers_the_embedding(small_run):
+    for e in small_run.epochs:
+        xmin, xmax, ymin, ymax = small_run.background_extent(e)
+        emb = small_run.embedding(e)
+        assert xmin < emb[:, 0].min() and emb[:, 0].max() < xmax
+        assert ymin < emb[:, 1].min() and emb[:, 1].max() < ymax
+
+
+def test_vis_extent_is_the_union_of_the_epoch_extents(small_run):
+    ext = np.array([small_run.background_extent(e) for e in small_run.epochs])
+    assert small_run.extent == (ext[:, 0].min(), ext[:, 1].max(), ext[:, 2].min(), ext[:, 3].max())
+    xmin, xmax, ymin, ymax = small_run.extent
+    for e in small_run.epochs:
+        emb = small_run.embedding(e)
+        assert (emb[:, 0] > xmin).all() and (emb[:, 0] < xmax).all()
+        assert (emb[:, 1] > ymin).all() and (emb[:, 1] < ymax).all()
+
+
+def test_grid_and_pixel_helpers_are_inverse():
+    ext = padded_extent(np.array([[0.0, 0.0], [2.0, 1.0]]))
+    pts = grid_points(ext, 8)
+    r, c = pixel_of(pts, ext, 8)
+    assert np.array_equal(r, np.repeat(np.arange(8), 8)) and np.array_equal(c, np.tile(np.arange(8), 8))
+    assert pts[0, 1] > pts[-1, 1], "row 0 is at the top"
