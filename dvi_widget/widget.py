@@ -289,6 +289,29 @@ class DVIWidget(anywidget.AnyWidget):
         self._add_epochs(new)
         return new
 
+    # ------------------------------------------------------------ export (dvi_widget/export.py, state.py, pictures.py)
+
+    def export_html(self, path: Any, **kw: Any) -> Any:
+        """One self-contained offline HTML page of this widget, as it is now (see `dvi_widget.export`)."""
+        from .export import export_html
+        return export_html(self, path, **kw)
+
+    def save_state(self, path: Any) -> Any:
+        """Save the epoch, selection, filters and view as JSON (see `dvi_widget.state`)."""
+        from .state import save_state
+        return save_state(self, path)
+
+    @classmethod
+    def load_state(cls, path: Any, vis: Any, **kw: Any) -> "DVIWidget":
+        """A new widget of `vis` showing a saved state; refuses a state from another run."""
+        from .state import load_state
+        return load_state(path, vis, widget_cls=cls, **kw)
+
+    def snapshot(self, path: Any, **kw: Any) -> Any:
+        """PNG of the current view (map, points, selection), drawn in Python (see `dvi_widget.pictures`)."""
+        from .pictures import snapshot
+        return snapshot(self, path, **kw)
+
     # ------------------------------------------------------------ internals
 
     def _extent(self) -> list[float]:
