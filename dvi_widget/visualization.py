@@ -246,3 +246,19 @@ class Visualization:
     def __repr__(self) -> str:
         return (f"Visualization({str(self.path)!r}, N={self.n}, classes={len(self.classes)}, "
                 f"epochs={self._epochs[:3]}{'...' if len(self._epochs) > 3 else ''})")
+
+    # ---- export, pictures, reports (dvi_widget/export.py, pictures.py, report.py) ----
+    def to_gif(self, path, **kw):
+        """The epochs as an animated GIF, decision map behind the points (see ``dvi_widget.pictures``)."""
+        from .pictures import to_gif
+        return to_gif(self, path, **kw)
+
+    def report(self, **kw):
+        """A Bokeh layout of faithfulness and accuracy over epochs (see ``dvi_widget.report``)."""
+        from .report import report
+        return report(self, **kw)
+
+    def export_html(self, path, **kw):
+        """One self-contained offline HTML page of the widget (see ``dvi_widget.export``)."""
+        from .export import export_html
+        return export_html(self, path, **kw)
