@@ -148,6 +148,7 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
     _paint_map(canvas, vis.background(epoch), vis.background_extent(epoch), cx, cy, k, S)
     r = float(point_radius if point_radius is not None else (2.0 if len(shown) <= 20000 else 1.0)) * 1.25 * S
     any_sel = bool(sel_shown[ok].any())
+    wrong = pred != lab
 
     def dots(order: np.ndarray, outline, alpha: int, ring: float) -> None:
         if not len(order):
@@ -158,8 +159,16 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
             x, y = xy[i]
             if x < -r or y < -r or x > W * S + r or y > H * S + r:
                 continue
+            fill = tuple(int(v) for v in pc[i])
+            if wrong[i]:  # misclassified: a cross, as in the widget
+                q = r * 1.15
+                for a, b in (((x - q, y - q), (x + q, y + q)), ((x - q, y + q), (x + q, y - q))):
+                    if outline is not None:
+                        d.line((a, b), fill=outline, width=int(round(r * 0.9 + 2 * ring)))
+                    d.line((a, b), fill=fill, width=max(1, int(round(r * 0.9))))
+                continue
             d.ellipse((x - r - ring, y - r - ring, x + r + ring, y + r + ring), fill=outline)
-            d.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(v) for v in pc[i]))
+            d.ellipse((x - r, y - r, x + r, y + r), fill=fill)
         if alpha < 255:
             a = np.asarray(layer.getchannel("A"), dtype=np.uint16) * alpha // 255
             layer.putalpha(Image.fromarray(a.astype(np.uint8), "L"))
