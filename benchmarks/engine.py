@@ -11,16 +11,16 @@ baseline: its numba code is warmed first (not timed), then ``fit_transform`` per
 timed, and its figures are computed with dvi_widget's own metric functions on the same query
 subset. Its ppr uses ``inverse_transform`` on a fixed random subset (it needs ~24 ms a point).
 
-Each configuration runs in a fresh subprocess so that its peak resident memory
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is its own:
+Each configuration runs in a fresh subprocess, and the resident memory of that process is
+sampled during every fit call (psutil; tracemalloc does not see torch's allocations):
 
-    record   train + capture + incremental default fit      (timings of the default)
-    fit      incremental fit of a copy of the recorded run   (peak memory of a fit; reference)
+    record   train + capture + incremental default fit      (the default's timings and memory)
     umap     warm-up, fit_transform per epoch, metrics, ppr on a subset
+    fit      incremental fit of a copy of the recorded run   (the reference; --fit-only-rerun: the default)
 
 Usage (from the repository root)::
 
-    python benchmarks/engine.py                 # full MNIST benchmark (about 10 minutes on 2 cores)
+    python benchmarks/engine.py                 # full MNIST benchmark (15-30 minutes on 2 cores)
     python benchmarks/engine.py --quick         # smoke check, under 2 minutes
     python benchmarks/engine.py --gpu-synthetic # 50,000 x 512 synthetic features-only run (CUDA)
     python benchmarks/engine.py --gpu-synthetic --quick   # its CPU smoke check
@@ -58,6 +58,55 @@ def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 2 ** 20 if sys.platform == "darwin" else r / 1024
+
+
+class RssSampler:
+    """Samples this process's resident memory every few milliseconds on a thread.
+
+    ``with sampler.span() as s: ...`` then ``s.peak_mb``: the highest RSS seen inside the block
+    (torch's allocations are not visible to tracemalloc, so RSS it is). Without psutil, the
+    process's ``ru_maxrss`` so far stands in.
+    """
+
+    class _Span:
+        peak_mb = float("nan")
+
+    def __init__(self, interval: float = 0.005):
+        try:
+            import psutil
+            self._proc = psutil.Process()
+        except ImportError:
+            self._proc = None
+        self.interval = interval
+
+    def span(self):
+        import contextlib
+        import threading
+
+        @contextlib.contextmanager
+        def cm():
+            out = RssSampler._Span()
+            if self._proc is None:
+                yield out
+                out.peak_mb = peak_rss_mb()
+                return
+            stop = threading.Event()
+            peak = [self._proc.memory_info().rss]
+
+            def poll():
+                while not stop.is_set():
+                    peak[0] = max(peak[0], self._proc.memory_info().rss)
+                    stop.wait(self.interval)
+            t = threading.Thread(target=poll, daemon=True)
+            t.start()
+            try:
+                yield out
+            finally:
+                stop.set()
+                t.join()
+                peak[0] = max(peak[0], self._proc.memory_info().rss)
+                out.peak_mb = peak[0] / 2 ** 20
+        return cm()
 
 
 def log(msg: str) -> None:
@@ -145,6 +194,7 @@ def stage_record(a: dict) -> dict:
                        overwrite=True)
     setup_s = time.perf_counter() - t0
     epochs = []
+    rss = RssSampler()
     for epoch in range(1, a["epochs"] + 1):
         t0 = time.perf_counter()
         loss = demo.train_one_epoch(model, opt, x[train], y[train], gen)
@@ -152,13 +202,14 @@ def stage_record(a: dict) -> dict:
         t0 = time.perf_counter()
         e = rec.capture(model, features=model.features, head=model.fc)
         capture_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        vis = dvi.fit(run, progress=False, **a["overrides"])
-        fit_s = time.perf_counter() - t0
+        with rss.span() as mem:
+            t0 = time.perf_counter()
+            vis = dvi.fit(run, progress=False, **a["overrides"])
+            fit_s = time.perf_counter() - t0
         epochs.append({"epoch": e, "train_s": train_s, "capture_s": capture_s, "fit_s": fit_s,
-                       "train_loss": loss, "fit_info": fit_info(run, e)})
+                       "fit_peak_rss_mb": mem.peak_mb, "train_loss": loss, "fit_info": fit_info(run, e)})
         m = vis.metrics[e]
-        log(f"  default epoch {e}: capture {capture_s:.2f} s, fit {fit_s:.2f} s, "
+        log(f"  default epoch {e}: capture {capture_s:.2f} s, fit {fit_s:.2f} s (peak RSS {mem.peak_mb:.0f} MiB), "
             f"ppr train/test {m['ppr/train']:.4f}/{m['ppr/test']:.4f}, nn_rate {m['nn_rate@15']:.3f}")
     rec.close()
     from dvi_widget.config import FitConfig
@@ -175,15 +226,17 @@ def stage_fit(a: dict) -> dict:
     copy_header(src, dst)
     epochs = []
     vis = None
+    rss = RssSampler()
     for i, e in enumerate(a["epochs"]):
         copy_epoch(src, dst, e)
-        t0 = time.perf_counter()
-        vis = dvi.fit(dst, preset=a["preset"], refit=(i == 0), progress=False, device=a["device"],
-                      **a["overrides"])
-        fit_s = time.perf_counter() - t0
-        epochs.append({"epoch": e, "fit_s": fit_s, "fit_info": fit_info(dst, e)})
+        with rss.span() as mem:
+            t0 = time.perf_counter()
+            vis = dvi.fit(dst, preset=a["preset"], refit=(i == 0), progress=False, device=a["device"],
+                          **a["overrides"])
+            fit_s = time.perf_counter() - t0
+        epochs.append({"epoch": e, "fit_s": fit_s, "fit_peak_rss_mb": mem.peak_mb, "fit_info": fit_info(dst, e)})
         m = vis.metrics[e]
-        log(f"  {a['preset']} epoch {e}: fit {fit_s:.2f} s, ppr train/test "
+        log(f"  {a['preset']} epoch {e}: fit {fit_s:.2f} s (peak RSS {mem.peak_mb:.0f} MiB), ppr train/test "
             f"{m['ppr/train']:.4f}/{m.get('ppr/test', float('nan')):.4f}, nn_rate {m['nn_rate@15']:.3f}")
     return {"epochs": epochs, **vis_figures(vis), "config": FitConfig.build(a["preset"], **a["overrides"]).to_dict(),
             "peak_rss_mb": peak_rss_mb()}
@@ -225,14 +278,16 @@ def stage_umap(a: dict) -> dict:
                                       rng.choice(te, n_te, replace=False) if n_te else np.zeros(0, int)]))
     out_epochs, highs, lows = [], [], []
     prev_h = prev_emb = None
+    rss = RssSampler()
     for e in epochs:
         folder = run.epoch_dir(e)
         H = load_npz(folder / "features.npz", ("features",))["features"]
         preds = load_npz(folder / "outputs.npz", ("predictions",))["predictions"]
-        t0 = time.perf_counter()
-        reducer = make()
-        emb = reducer.fit_transform(H).astype(np.float32)
-        fit_s = time.perf_counter() - t0
+        with rss.span() as mem:
+            t0 = time.perf_counter()
+            reducer = make()
+            emb = reducer.fit_transform(H).astype(np.float32)
+            fit_s = time.perf_counter() - t0
         Ht, Et = torch.from_numpy(H), torch.from_numpy(emb)
         high_knn, _ = exact_knn(Ht, K, queries=Ht[q], query_index=q)
         low_knn, _ = exact_knn(Et, K, queries=Et[q], query_index=q)
@@ -258,7 +313,7 @@ def stage_umap(a: dict) -> dict:
             highs.append(np.linalg.norm(H[queries] - prev_h[queries], axis=1).astype(np.float32))
             lows.append(np.linalg.norm(emb[queries] - prev_emb[queries], axis=1).astype(np.float32))
         prev_h, prev_emb = H, emb
-        out_epochs.append({"epoch": e, "fit_transform_s": fit_s, "inverse_s": inv_s,
+        out_epochs.append({"epoch": e, "fit_transform_s": fit_s, "fit_peak_rss_mb": mem.peak_mb, "inverse_s": inv_s,
                            "inverse_ms_per_point": 1000 * inv_s / max(len(ppr_idx), 1), "metrics": m})
         log(f"  umap epoch {e}: fit_transform {fit_s:.2f} s, ppr train/test ({len(ppr_idx)} samples) "
             f"{m['ppr/train']:.3f}/{m['ppr/test'] if m['ppr/test'] is not None else float('nan'):.3f}, "
@@ -314,6 +369,7 @@ def stage_synthetic(a: dict) -> dict:
         torch.manual_seed(a["seed"])
         head = nn.Linear(d, c).to(dev)               # a random linear head, nudged a little each epoch
     epochs = []
+    rss = RssSampler()
     for t in range(1, a["epochs"] + 1):
         H = epoch_features(t)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
@@ -324,13 +380,15 @@ def stage_synthetic(a: dict) -> dict:
         t0 = time.perf_counter()
         rec.capture(features=H, head=head)
         capture_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        vis = dvi.fit(run, progress=False, device=a["device"], **a["overrides"])
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        fit_s = time.perf_counter() - t0
+        with rss.span() as mem:
+            t0 = time.perf_counter()
+            vis = dvi.fit(run, progress=False, device=a["device"], **a["overrides"])
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            fit_s = time.perf_counter() - t0
         m = vis.metrics[t]
-        epochs.append({"epoch": t, "capture_s": capture_s, "fit_s": fit_s, "fit_info": fit_info(run, t)})
+        epochs.append({"epoch": t, "capture_s": capture_s, "fit_s": fit_s, "fit_peak_rss_mb": mem.peak_mb,
+                       "fit_info": fit_info(run, t)})
         log(f"  synthetic epoch {t}: capture {capture_s:.2f} s, fit {fit_s:.2f} s "
             f"(fit_epoch {epochs[-1]['fit_info']['seconds']:.2f} s), ppr {m['ppr']:.4f}, nn_rate {m['nn_rate@15']:.3f}")
     rec.close()
@@ -398,6 +456,7 @@ def summarise_dvi(name: str, epochs: list[dict], figures: dict, capture_s: dict[
 
 def summarise_umap(u: dict) -> dict:
     es = u["epochs"]
+    peak = max(e["fit_peak_rss_mb"] for e in es)
     return {"name": "umap-learn", "epochs": [e["epoch"] for e in es], "capture_fit_s": float("nan"),
             "fit_s": _mean([e["fit_transform_s"] for e in es]), "capture_s": float("nan"), "ratio": 1.0,
             "ppr_train_min": _min([e["metrics"]["ppr/train"] for e in es]),
@@ -405,7 +464,7 @@ def summarise_umap(u: dict) -> dict:
             "stab_spearman": u["summary"]["stab_spearman"],
             "nn_rate_mean": _mean([e["metrics"]["nn_rate@15"] for e in es]),
             "trust_mean": _mean([e["metrics"]["trustworthiness@15"] for e in es]),
-            "map_consistency_min": float("nan"), "peak_rss_mb": u["peak_rss_mb"]}
+            "map_consistency_min": float("nan"), "peak_rss_mb": peak}
 
 
 def fmt(x, spec=".3f") -> str:
@@ -498,10 +557,12 @@ def mnist_benchmark(opts, command: str) -> dict:
                                       "warm_points": 5000 if n_train + n_test > 4096 else 1000,
                                       "ppr_samples": ppr_samples}, workdir)
 
-    log("default configuration, fit only, fresh process (peak memory of a fit)")
-    mem = run_stage("fit", {"label": "default-mem", "src": str(run), "run": str(workdir / "mnist-default"),
-                            "epochs": epochs, "preset": "default", "device": opts.device, "overrides": overrides},
-                  workdir)
+    mem = None
+    if opts.fit_only_rerun:
+        log("default configuration again, fit only, fresh process")
+        mem = run_stage("fit", {"label": "default-rerun", "src": str(run), "run": str(workdir / "mnist-default"),
+                                "epochs": epochs, "preset": "default", "device": opts.device,
+                                "overrides": overrides}, workdir)
 
     ref = None
     if not opts.skip_reference:
@@ -513,20 +574,23 @@ def mnist_benchmark(opts, command: str) -> dict:
 
     umap_row = summarise_umap(umap_res) if umap_res else None
     umap_s = umap_row["fit_s"] if umap_row else None
-    default = summarise_dvi("default", rec["epochs"], rec, capture_s, mem["peak_rss_mb"], umap_s)
+    def fit_peak(res):
+        return max(e["fit_peak_rss_mb"] for e in res["epochs"])
+    default = summarise_dvi("default", rec["epochs"], rec, capture_s, fit_peak(rec), umap_s)
     default["label"] = "dvi_widget default"
     rows = [default]
-    default_refit = summarise_dvi("default (fit-only rerun)", mem["epochs"], mem, capture_s, mem["peak_rss_mb"],
-                                  umap_s)
+    default_refit = summarise_dvi("default (fit-only rerun)", mem["epochs"], mem, capture_s, fit_peak(mem),
+                                  umap_s) if mem else None
     if ref:
-        r = summarise_dvi("reference", ref["epochs"], ref, capture_s, ref["peak_rss_mb"], umap_s)
+        r = summarise_dvi("reference", ref["epochs"], ref, capture_s, fit_peak(ref), umap_s)
         r["label"] = "DVI reference" + (f" ({ref_epochs} of {n_epochs} epochs)" if ref_epochs < n_epochs else "")
         rows.append(r)
     if umap_row:
         umap_row["label"] = f"umap-learn (fit_transform; ppr on {umap_res['ppr_samples']} samples/epoch)"
         rows.append(umap_row)
 
-    cols = ["epoch", "capture s", "default fit s", "default ppr/train", "default ppr/test", "default nn_rate"]
+    cols = ["epoch", "capture s", "default fit s", "default fit RSS MiB", "default ppr/train", "default ppr/test",
+            "default nn_rate"]
     if ref:
         cols += ["ref fit s", "ref ppr/train", "ref ppr/test", "ref nn_rate"]
     if umap_res:
@@ -534,7 +598,8 @@ def mnist_benchmark(opts, command: str) -> dict:
     per_epoch = []
     for i, e in enumerate(epochs):
         m = rec["metrics"][str(e)]
-        row = [str(e), fmt(capture_s[e], ".2f"), fmt(rec["epochs"][i]["fit_s"], ".2f"), fmt(m.get("ppr/train"), ".4f"),
+        row = [str(e), fmt(capture_s[e], ".2f"), fmt(rec["epochs"][i]["fit_s"], ".2f"),
+               fmt(rec["epochs"][i]["fit_peak_rss_mb"], ".0f"), fmt(m.get("ppr/train"), ".4f"),
                fmt(m.get("ppr/test"), ".4f"), fmt(m.get("nn_rate@15"))]
         if ref:
             if str(e) in ref["metrics"]:
@@ -554,13 +619,20 @@ def mnist_benchmark(opts, command: str) -> dict:
         "incremental `dvi.fit(run)` right after it, both timed inside the training process; the reference "
         "configuration reuses those same captures (capture does not depend on the fit configuration) and adds "
         "its own incremental fit times, measured in a fresh process.",
-        f"fit-only rerun of the default in a fresh process (the process whose peak memory is reported): "
-        f"{fmt(default_refit['fit_s'], '.2f')} s/epoch fit, ppr/train min {fmt(default_refit['ppr_train_min'], '.4f')}, "
-        f"stab_spearman {fmt(default_refit['stab_spearman'])}.",
-        "peak RSS: `ru_maxrss` of a fresh Python process that imports dvi_widget and fits every epoch of a copy "
-        "of the run (torch itself accounts for a few hundred MiB); for umap-learn, of the process that warms it "
-        "up and fits every epoch.",
+        "peak RSS of a fit: the highest resident memory of the process (psutil, sampled every 5 ms) during "
+        "any one epoch's `dvi.fit` call, each configuration in its own fresh process (the default's is the "
+        "training process, which also holds the CNN and the 10,000 digits; the reference's a fit-only process; "
+        "torch itself accounts for about 300 MiB); for umap-learn, during `fit_transform`. "
+        f"ru_maxrss of the whole processes: training+default {rec['peak_rss_mb']:.0f} MiB"
+        + (f", reference {ref['peak_rss_mb']:.0f} MiB" if ref else "")
+        + (f", umap-learn {umap_res['peak_rss_mb']:.0f} MiB (warm-up and inverse_transform included)" if umap_res else "")
+        + ".",
     ]
+    if default_refit:
+        notes.append(f"fit-only rerun of the default in a fresh process: {fmt(default_refit['fit_s'], '.2f')} s/epoch fit, "
+                     f"ppr/train min {fmt(default_refit['ppr_train_min'], '.4f')}, ppr/test min "
+                     f"{fmt(default_refit['ppr_test_min'], '.4f')}, stab_spearman {fmt(default_refit['stab_spearman'])}, "
+                     f"peak RSS {fmt(default_refit['peak_rss_mb'], '.0f')} MiB.")
     if umap_res:
         notes.append(
             f"umap-learn: `umap.UMAP(n_neighbors=15, min_dist=0.1, random_state={umap_res['random_state']})`, "
@@ -611,7 +683,7 @@ def synthetic_benchmark(opts, command: str) -> dict:
            "stab_spearman": res["summary"].get("stab_spearman"),
            "nn_rate_mean": _mean([ms[str(e["epoch"])].get("nn_rate@15") for e in es]),
            "trust_mean": _mean([ms[str(e["epoch"])].get("trustworthiness@15") for e in es]),
-           "peak_rss_mb": res["peak_rss_mb"]}
+           "peak_rss_mb": max(e["fit_peak_rss_mb"] for e in es)}
     later = es[1:] or es
     cols = ["epoch", "capture s", "fit s", "of which fit_epoch s", "capture+fit s", "ppr", "nn_rate@15"]
     per_epoch = [[str(e["epoch"]), fmt(e["capture_s"], ".2f"), fmt(e["fit_s"], ".2f"),
@@ -643,6 +715,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "results"), help="folder for the markdown table and the JSON")
     p.add_argument("--skip-reference", action="store_true", help="do not fit DVI's reference configuration")
     p.add_argument("--reference-epochs", type=int, default=None, help="fit the reference on the first N epochs only")
+    p.add_argument("--fit-only-rerun", action="store_true",
+                   help="also fit the default configuration again in a fresh fit-only process")
     p.add_argument("--skip-umap", action="store_true", help="do not run the umap-learn baseline")
     p.add_argument("--umap-seed", type=int, default=None,
                    help="umap random_state (default None: umap's parallel, non-deterministic mode)")
