@@ -683,7 +683,8 @@ export class DVIApp {
     this._colors = colors;
     const anySel = this.selected.size > 0;
     const dim = anySel ? 70 : 255;
-    const outlineRGB = anySel ? pack(90, 90, 90, 50) : pack(40, 40, 40, 200);
+    // dimmed points: translucent, no outline; otherwise an opaque dark ring
+    const outlineRGB = anySel ? pack(0, 0, 0, 0) : pack(45, 45, 45, 255);
     const selOutline = pack(0, 0, 0, 255);
     const rest = [], sel = [];
     for (let i = 0; i < this.n; i++) {

@@ -30,14 +30,16 @@ export const cross = (dx, dy, r) => Math.abs(Math.abs(dx) - Math.abs(dy)) <= Mat
 /**
  * Draw points into `words` (Uint32Array over an ImageData of width x height).
  * xs, ys: device-pixel coordinates; order: indices to draw (later on top);
- * colors: a word per point; alpha: 0-255 replaces each fill's alpha (255 keeps it);
- * outline: the ring's word; wrong: Uint8Array, 1 = misclassified (drawn with
+ * colors: a word per point; alpha: 0-255, below 255 the fill is blended into
+ * what is already there (the map); outline: the ring's word (its alpha blends
+ * likewise); wrong: Uint8Array, 1 = misclassified (drawn with
  * `wrongStamp`, else `stamp`). Points whose stamp would cross the edge are skipped.
  * Plain arrays and no callbacks: this loop runs 50,000 times a frame.
  */
 export function drawPoints(words, width, height, xs, ys, order, colors, alpha, outline, wrong, stamp, wrongStamp) {
-  const alphaBits = (alpha & 255) << 24;
-  const keep = alpha >= 255;
+  if (alpha < 255 || outline >>> 24 < 255) {
+    return drawPointsBlended(words, width, height, xs, ys, order, colors, alpha, outline, wrong, stamp, wrongStamp);
+  }
   for (let o = 0; o < order.length; o++) {
     const i = order[o];
     const x = Math.round(xs[i]), y = Math.round(ys[i]);
@@ -45,10 +47,39 @@ export function drawPoints(words, width, height, xs, ys, order, colors, alpha, o
     const reach = st.reach;
     if (x < reach || y < reach || x >= width - reach || y >= height - reach) continue;
     const base = y * width + x;
-    const fc = keep ? colors[i] : ((colors[i] & 0x00ffffff) | alphaBits) >>> 0;
+    const fc = colors[i];
     const out = st.outline, fill = st.fill;
     for (let k = 0; k < out.length; k++) words[base + out[k]] = outline;
     for (let k = 0; k < fill.length; k++) words[base + fill[k]] = fc;
+  }
+}
+
+/**
+ * a * src + (1 - a) * dst per channel (a in 0..255), result opaque. Red and
+ * blue are blended together in one multiply (packed), green in another; the
+ * /256 makes it up to one step darker than exact, invisible and much faster.
+ */
+export function blend(dst, src, a) {
+  const b = 255 - a;
+  const rb = ((((src & 0xff00ff) * a + (dst & 0xff00ff) * b) >>> 8) & 0xff00ff) >>> 0;
+  const g = ((((src & 0xff00) * a + (dst & 0xff00) * b) >>> 8) & 0xff00) >>> 0;
+  return (0xff000000 | rb | g) >>> 0;
+}
+
+/** drawPoints for translucent passes (dimmed points): blends into what is there. */
+function drawPointsBlended(words, width, height, xs, ys, order, colors, alpha, outline, wrong, stamp, wrongStamp) {
+  const oa = outline >>> 24;
+  for (let o = 0; o < order.length; o++) {
+    const i = order[o];
+    const x = Math.round(xs[i]), y = Math.round(ys[i]);
+    const st = wrong[i] ? wrongStamp : stamp;
+    const reach = st.reach;
+    if (x < reach || y < reach || x >= width - reach || y >= height - reach) continue;
+    const base = y * width + x;
+    const fc = colors[i];
+    const out = st.outline, fill = st.fill;
+    if (oa > 0) for (let k = 0; k < out.length; k++) words[base + out[k]] = blend(words[base + out[k]], outline, oa);
+    for (let k = 0; k < fill.length; k++) words[base + fill[k]] = blend(words[base + fill[k]], fc, alpha);
   }
 }
 

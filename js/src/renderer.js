@@ -1,8 +1,11 @@
 /**
- * Map renderer: three stacked canvases.
- *   background - the decision map image(s), cross-faded during a glide
- *   points     - an ImageData buffer the points are written into (no WebGL)
- *   overlay    - trails, the lasso being drawn, hover and inspector rings
+ * Map renderer. One visible canvas holds map and points: the decision map is
+ * painted once (per epoch or view change) into a detached canvas and read back
+ * as 32-bit words; each frame copies those words into an ImageData buffer,
+ * writes the points into it (no WebGL) and puts it on the canvas, which is
+ * opaque. A second canvas on top carries trails, the lasso and the hover and
+ * inspector rings, and is hidden while it has nothing to show: without a GPU
+ * the browser pays for every layer it composites, per pixel.
  * Coordinates handed in are CSS pixels; the canvases use device pixels.
  */
 import { makeStamp, disk, cross, drawPoints, bandOrder } from "./raster.js";
@@ -11,14 +14,17 @@ import { toScreen } from "./view.js";
 export class MapRenderer {
   constructor(container) {
     this.container = container;
-    this.bg = this._canvas("dvi-canvas-bg");
+    this.bg = document.createElement("canvas"); // detached: painted, then read back
     this.points = this._canvas("dvi-canvas-points");
     this.overlay = this._canvas("dvi-canvas-overlay");
+    this.overlay.style.display = "none";
+    this.overlayEmpty = true;
     this.width = 0; // CSS px
     this.height = 0;
     this.dpr = 1;
     this.image = null;
     this.words = null;
+    this.bgWords = null;
     this.stamps = null;
   }
 
@@ -52,9 +58,10 @@ export class MapRenderer {
       c.width = W;
       c.height = H;
     }
-    this.ctxPoints = this.points.getContext("2d");
+    this.ctxPoints = this.points.getContext("2d", { alpha: false });
     this.image = this.ctxPoints.createImageData(W, H);
     this.words = new Uint32Array(this.image.data.buffer);
+    this.bgWords = null;
     const r = Math.max(1, Math.round((this.radius || 2) * dpr));
     this.stamps = {
       normal: makeStamp(r, disk, W),
@@ -70,7 +77,7 @@ export class MapRenderer {
    * first image row at ymax.
    */
   drawBackground(view, layers, fill) {
-    const ctx = this.bg.getContext("2d");
+    const ctx = this.bg.getContext("2d", { willReadFrequently: true });
     const d = this.dpr;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = fill;
@@ -85,6 +92,7 @@ export class MapRenderer {
       ctx.drawImage(bitmap, sx0 * d, sy0 * d, (sx1 - sx0) * d, (sy1 - sy0) * d);
     }
     ctx.globalAlpha = 1;
+    this.bgWords = new Uint32Array(ctx.getImageData(0, 0, this.bg.width, this.bg.height).data.buffer);
   }
 
   /**
@@ -94,7 +102,8 @@ export class MapRenderer {
   drawPoints(xs, ys, passes) {
     const { words, dpr, stamps } = this;
     const W = this.points.width, H = this.points.height;
-    words.fill(0);
+    if (this.bgWords && this.bgWords.length === words.length) words.set(this.bgWords);
+    else words.fill(0xffffffff);
     if (!this.dxs || this.dxs.length !== xs.length) {
       this.dxs = new Float32Array(xs.length);
       this.dys = new Float32Array(xs.length);
@@ -121,6 +130,7 @@ export class MapRenderer {
   drawOverlay(fn, empty = false) {
     if (empty && this.overlayEmpty) return;
     this.overlayEmpty = empty;
+    this.overlay.style.display = empty ? "none" : "";
     const ctx = this.overlay.getContext("2d");
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);

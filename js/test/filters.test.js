@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { visibilityMask, classCounts, sampleHistory } from "../src/filters.js";
 import { makeStamp, disk, drawPoints } from "../src/raster.js";
+import { unpack } from "../src/colors.js";
 
 const data = {
   labels: Uint8Array.from([0, 1, 2, 0]),
@@ -49,14 +50,16 @@ test("rasteriser writes fill and outline words around each point, clipped at the
   const words = new Uint32Array(W * H);
   const st = makeStamp(2, disk, W);
   const colors = Uint32Array.from([0xff000007, 0xff000007]);
-  drawPoints(words, W, H, Float32Array.from([10, 0]), Float32Array.from([10, 0]), Uint32Array.from([0, 1]), colors, 255, 9, new Uint8Array(2), st, st);
+  drawPoints(words, W, H, Float32Array.from([10, 0]), Float32Array.from([10, 0]), Uint32Array.from([0, 1]), colors, 255, 0xff000009, new Uint8Array(2), st, st);
   assert.equal(words[10 * W + 10], 0xff000007, "centre is filled");
-  assert.equal(words[10 * W + 13], 9, "ring is outline");
+  assert.equal(words[10 * W + 13], 0xff000009, "ring is outline");
   assert.equal(words[0], 0, "a point on the edge is skipped");
   assert.equal(words.filter((w) => w === 0xff000007).length, st.fill.length);
   words.fill(0);
-  drawPoints(words, W, H, Float32Array.from([10]), Float32Array.from([10]), Uint32Array.from([0]), colors, 70, 9, new Uint8Array(1), st, st);
-  assert.equal(words[10 * W + 10] >>> 24, 70, "dimmed points get the pass's alpha");
+  words.fill(0xffffffff); // a white map
+  drawPoints(words, W, H, Float32Array.from([10]), Float32Array.from([10]), Uint32Array.from([0]), Uint32Array.from([0xff000000]), 51, 0xff000000, new Uint8Array(1), st, st);
+  const [r, g, b, a] = unpack(words[10 * W + 10]);
+  assert.ok([r, g, b].every((v) => Math.abs(v - 204) <= 1) && a === 255, "a dimmed black point on white blends to 80% white");
 });
 
 test("bandOrder groups points by row band, keeping the original order within a band", async () => {
@@ -64,4 +67,13 @@ test("bandOrder groups points by row band, keeping the original order within a b
   const ys = Float32Array.from([40, 3, 35, 1, 100, -5]);
   const out = bandOrder(Uint32Array.from([0, 1, 2, 3, 4, 5]), ys, 64, 4, new Uint32Array(6), new Uint32Array(16));
   assert.deepEqual(Array.from(out), [1, 3, 5, 0, 2, 4]);
+});
+
+test("blend mixes each channel by alpha and stays opaque", async () => {
+  const { blend } = await import("../src/raster.js");
+  const { pack, unpack } = await import("../src/colors.js");
+  const out = unpack(blend(pack(0, 100, 200, 255), pack(255, 0, 100, 255), 128));
+  for (const [got, want] of [[out[0], 128], [out[1], 50], [out[2], 150]]) assert.ok(Math.abs(got - want) <= 1, `${got} vs ${want}`);
+  assert.equal(out[3], 255);
+  assert.deepEqual(unpack(blend(pack(1, 2, 3, 255), pack(9, 9, 9, 255), 0)).slice(0, 3).map((v) => Math.abs(v - [1, 2, 3][0]) <= 2), [true, true, true]);
 });

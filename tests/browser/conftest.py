@@ -129,8 +129,8 @@ class NotebookPage:
     def root(self, k: int = 0):
         return self.page.locator(".dvi-root").nth(k)
 
-    def exec(self, code: str) -> str:
-        return kernel_exec(self.page, code)
+    def exec(self, code: str, timeout_ms: int = 120_000) -> str:
+        return kernel_exec(self.page, code, timeout_ms=timeout_ms)
 
     def js(self, expr: str, arg=None, k: int = 0):
         """Evaluate `expr` with `app` bound to the k-th widget's app object."""
