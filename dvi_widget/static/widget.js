@@ -26,8 +26,8 @@ var W=`/* Theme: JupyterLab / Notebook (--jp-*) and VS Code (--vscode-*) variabl
 .dvi-root * { box-sizing: border-box; }
 .dvi-toolbar { display: flex; flex-wrap: wrap; gap: 0.3em 1em; align-items: center; margin-bottom: 0.4em; }
 .dvi-group { display: flex; flex-wrap: wrap; gap: 0.3em; align-items: center; }
-.dvi-time { flex: 1 1 22em; }
-.dvi-slider { flex: 1 1 8em; min-width: 6em; accent-color: var(--dvi-accent); }
+.dvi-time { flex: 1 1 22em; flex-wrap: nowrap; }
+.dvi-slider { flex: 1 1 8em; min-width: 4em; accent-color: var(--dvi-accent); }
 .dvi-slider-end { color: var(--dvi-muted); font-size: 0.85em; font-variant-numeric: tabular-nums; }
 .dvi-epoch-label { min-width: 5.5em; font-weight: 600; font-variant-numeric: tabular-nums; }
 .dvi-btn, .dvi-root select {
