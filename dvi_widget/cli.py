@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--preset", default="default", choices=["default", "reference"])
     fitp = sub.add_parser("fit", help="fit the recorded epochs of a run directory not yet fitted")
     fitp.add_argument("run")
-    fitp.add_argument("--preset", default="default", choices=["default", "reference"])
+    fitp.add_argument("--preset", default=None, choices=["default", "reference"],
+                      help="fit options (default: those the run was fitted with, else 'default')")
     fitp.add_argument("--refit", action="store_true", help="fit every epoch again")
     fitp.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
@@ -30,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fit":
             from .demo import format_table
             from .fitting import fit
-            vis = fit(args.run, preset=args.preset, refit=args.refit, device=args.device)
+            preset, options = args.preset, {}
+            stored = Path(args.run) / "fits" / "config.json"
+            if preset is None and not args.refit and stored.exists():
+                from .rundir import load_json
+                options = load_json(stored)   # fit new epochs the way the earlier ones were fitted
+            vis = fit(args.run, preset=preset or "default", refit=args.refit, device=args.device, **options)
             print(format_table(vis))
             print(f"stab_spearman over the run: {vis.summary['stab_spearman']:.3f}")
     except DVIError as e:
