@@ -21,6 +21,14 @@ def main(argv: list[str] | None = None) -> int:
                       help="fit options (default: those the run was fitted with, else 'default')")
     fitp.add_argument("--refit", action="store_true", help="fit every epoch again")
     fitp.add_argument("--device", default="auto")
+    exp = sub.add_parser("export", help="write one self-contained offline HTML page of a fitted run")
+    exp.add_argument("run", help="fitted run directory (or a saved Visualization)")
+    exp.add_argument("out", help="the HTML file to write, e.g. map.html")
+    exp.add_argument("--thumbnails", default="all", choices=["all", "selected", "none"],
+                     help="sample images in the page (default: all)")
+    exp.add_argument("--epoch", type=int, default=None, help="epoch shown first (default: the last)")
+    exp.add_argument("--max-points", type=int, default=None, help="draw a stratified sample of this many points")
+    exp.add_argument("--title", default=None)
     args = parser.parse_args(argv)
 
     from .errors import DVIError
@@ -40,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
             vis = fit(args.run, preset=preset or "default", refit=args.refit, device=args.device, **options)
             print(format_table(vis))
             print(f"stab_spearman over the run: {vis.summary['stab_spearman']:.3f}")
+        elif args.command == "export":
+            import os
+
+            from .export import export_run
+            opts = {"thumbnails": args.thumbnails, "epoch": args.epoch, "title": args.title}
+            if args.max_points is not None:
+                opts["max_points"] = args.max_points
+            out = export_run(args.run, args.out, **opts)
+            print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): opens offline in any browser")
     except DVIError as e:
         print(f"dvi-widget: error: {e}", file=sys.stderr)
         return 2
