@@ -104,7 +104,7 @@ def notebook_cells(run_dir: pathlib.Path, live_dir: pathlib.Path) -> list[str]:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         gen = torch.Generator().manual_seed(0)
         rec = dvi.Recorder({str(live_dir)!r}, inputs=x, labels=labels, classes=CLASSES, images=images,
-                           split=split, overwrite=True, fit_options={{"steps_first": 150, "steps": 60, "grid": 64}})
+                           split=split, overwrite=True, fit_options={{"steps_first": 60, "steps": 30, "grid": 32}})
         def one_more_epoch():
             train_one_epoch(model, opt, x, y, gen)
             rec.capture(model, features=model.features, head=model.fc)

@@ -359,7 +359,26 @@ def test_live_widget_waits_then_shows_each_captured_epoch(nb):
     nb.exec("one_more_epoch()", timeout_ms=400_000)  # train, capture, fit: slow on a loaded 2-core machine
     nb.wait_drawn(1, k=live, timeout=60_000)
     assert kernel(nb, "live.epoch") == 1
-    nb.exec("one_more_epoch()", timeout_ms=400_000)
+    # the second epoch: while the cell trains, captures and fits (kernel busy),
+    # hovering the live widget still shows a sample with its thumbnail
+    nb.page.evaluate(
+        """() => { const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+                   window.__done = false;
+                   k.requestExecute({ code: 'one_more_epoch()' }).done.then(() => { window.__done = true; }); }"""
+    )
+    nb.page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayStatus === 'busy'", timeout=30_000
+    )
+    nb.root(live).locator(".dvi-map").scroll_into_view_if_needed()
+    box = map_box(nb, k=live)
+    x, y = nb.js("[app.xs[0], app.ys[0]]", k=live)
+    nb.page.mouse.move(box["x"] + x, box["y"] + y)
+    tip = nb.root(live).locator(".dvi-tooltip")
+    tip.wait_for(state="visible", timeout=10_000)
+    assert tip.locator("canvas.dvi-thumb").count() == 1
+    assert nb.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayStatus") == "busy"
+    nb.page.wait_for_function("() => window.__done === true", timeout=400_000)
+    nb.page.mouse.move(box["x"] - 40, box["y"] - 40)
     nb.wait_drawn(2, k=live, timeout=60_000)
     assert kernel(nb, "(live.epoch, [c.epoch for c in live.epoch_data])") == [2, [1, 2]]
     assert nb.root(live).locator(".dvi-epoch-label").inner_text() == "epoch 2"
