@@ -172,6 +172,9 @@ export class DVIApp {
   }
 
   _renderLegend() {
+    const key = `${this.state.split}|${[...this.state.hidden].join(",")}`;
+    if (key === this._legendKey) return; // counts depend on the split filter only
+    this._legendKey = key;
     const counts = classCounts(this.labels, this.isTest, this.state.split, this.classes.length);
     renderLegend(this.legendEl, {
       classes: this.classes,
