@@ -132,3 +132,28 @@ def test_edges_are_sampled_in_proportion_to_their_weight():
     draw = sampler(w, torch.Generator().manual_seed(0))
     counts = torch.bincount(draw(200_000), minlength=4).double() / 200_000
     np.testing.assert_allclose(counts.numpy(), [0.1, 0.2, 0.7, 0.0], atol=0.005)
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(20, 80).flatmap(lambda n: st.tuples(
+    arrays(np.float32, (n, 3), elements=st.floats(-100, 100, width=32)),
+    st.integers(2, 10))))
+def test_fuzzy_graph_properties_hold_for_any_point_cloud(case):
+    """Symmetric with weights in (0, 1], also with duplicates and odd scales (far kNN pairs whose
+    membership underflows to 0 are dropped, as umap-learn drops them)."""
+    X, k = case
+    X = X.copy()
+    X[: len(X) // 4] = X[0]          # a block of duplicates
+    idx, dist = exact_knn(torch.from_numpy(X), k)
+    edges, w = fuzzy_simplicial_set(idx, dist)
+    assert torch.isfinite(w).all() and (w > 0).all() and (w <= 1 + 1e-6).all()
+    A = dense(edges, w, len(X))
+    np.testing.assert_allclose(A, A.T, atol=1e-6)
+    assert not np.diag(A).any()
+    # each point keeps its nearest neighbour (membership 1 within rho)
+    assert (A[np.arange(len(X)), idx[:, 0].numpy()] > 0).all()
