@@ -129,7 +129,8 @@ def machine() -> dict:
     import torch
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "loadavg": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
     try:
         import umap  # noqa: F401
         from importlib.metadata import version
@@ -411,6 +412,7 @@ def run_stage(name: str, args: dict, workdir: Path, timeout: float | None = None
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("TQDM_DISABLE", "1")     # the recorder's progress bars would flood the log
     if THREADS:
         env["NUMBA_NUM_THREADS"] = env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(THREADS)
     t0 = time.perf_counter()
@@ -479,7 +481,8 @@ def markdown(res: dict) -> str:
              f"Date: {res['date']} · commit {res['commit']} · {res['machine']['cpus']} CPUs, "
              f"torch {res['machine']['torch']} ({res['machine']['torch_threads']} threads), "
              f"umap-learn {res['machine'].get('umap_learn')}, "
-             f"GPU: {res['machine'].get('cuda') or 'none'}  ",
+             f"GPU: {res['machine'].get('cuda') or 'none'}; load average (1/5/15 min) "
+             f"{res.get('load_start') or '?'} at the start, {res['machine'].get('loadavg') or '?'} at the end  ",
              f"Data: {res['data']}", ""]
     lines += ["| configuration | capture+fit s/epoch | fit s/epoch | ratio to umap | ppr/train min | ppr/test min "
               "| stab_spearman | nn_rate@15 mean | trustworthiness@15 mean | peak RSS of a fit (MiB) |",
@@ -539,6 +542,7 @@ def mnist_benchmark(opts, command: str) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     run = workdir / "mnist"
     t_all = time.perf_counter()
+    load_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     log(f"MNIST benchmark: {n_train} train + {n_test} test digits, {n_epochs} epochs; work dir {workdir}")
 
     log("record: train SmallCNN, capture + default fit after each epoch")
@@ -654,7 +658,7 @@ def mnist_benchmark(opts, command: str) -> dict:
     result = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "commit": git_commit(), "machine": machine(),
               "data": f"bundled MNIST, {n_train} train + {n_test} test digits, demo SmallCNN, {n_epochs} epochs",
-              "rows": rows, "default_fit_only": default_refit, "goals": goals(default, umap_row),
+              "load_start": load_start, "rows": rows, "default_fit_only": default_refit, "goals": goals(default, umap_row),
               "per_epoch": per_epoch, "per_epoch_cols": cols, "notes": notes,
               "raw": {"record": rec, "default_fit_only": mem, "reference": ref, "umap": umap_res},
               "total_s": time.perf_counter() - t_all}
