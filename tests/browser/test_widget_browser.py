@@ -107,10 +107,11 @@ def test_playback_steps_through_every_epoch_and_points_glide(reset):
     nb.wait_drawn(epochs[0])
     first = canvas_signature(nb)
     assert nb.root().locator(".dvi-slider").input_value() == "0"
+    nb.root().locator(".dvi-speed").select_option("4")
+    assert nb.js("app.state.speed") == 4
     seen, glides = nb.page.evaluate(
         """async (last) => {
           const r = document.querySelector('.dvi-root'); const app = r.dvi;
-          app.state.speed = 4;
           const seen = [], glides = new Set();
           r.querySelector('.dvi-play').click();
           const t0 = performance.now();
@@ -295,6 +296,17 @@ def test_trails_and_filters(reset):
     def visible() -> int:
         nb.page.wait_for_timeout(150)
         return nb.js("app.visible.reduce((a, b) => a + b, 0)")
+
+    # colour by prediction / correctness: the picture changes, the trait follows
+    before = canvas_signature(nb)
+    nb.root().locator(".dvi-color-by").select_option("correct")
+    nb.page.wait_for_timeout(200)
+    assert kernel(nb, "w.color_by") == "correct"
+    assert canvas_signature(nb) != before
+    nb.shot("colour-correct")
+    nb.root().locator(".dvi-color-by").select_option("prediction")
+    assert kernel(nb, "w.color_by") == "prediction"
+    nb.root().locator(".dvi-color-by").select_option("label")
 
     nb.root().locator(".dvi-split").select_option("test")
     assert visible() == kernel(nb, "int((vis.split == 'test').sum())")
