@@ -172,7 +172,7 @@ export class DVIApp {
   }
 
   _renderLegend() {
-    const key = `${this.state.split}|${[...this.state.hidden].join(",")}`;
+    const key = `${this.state.split}|${this.state.colorBy}|${[...this.state.hidden].join(",")}`;
     if (key === this._legendKey) return; // counts depend on the split filter only
     this._legendKey = key;
     const counts = classCounts(this.labels, this.isTest, this.state.split, this.classes.length);
@@ -181,6 +181,7 @@ export class DVIApp {
       classRGB: this.classRGB,
       counts,
       hidden: this.state.hidden,
+      colorBy: this.state.colorBy,
       onToggle: (c) => {
         const hidden = new Set(this.state.hidden);
         hidden.has(c) ? hidden.delete(c) : hidden.add(c);

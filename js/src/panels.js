@@ -6,6 +6,7 @@
  */
 import { h, setChildren, fmt, hex } from "./dom.js";
 import { sampleHistory } from "./filters.js";
+import { CORRECT_RGB, WRONG_RGB } from "./colors.js";
 
 /** Faithfulness figures shown, in order: [metric key, label, explanation]. */
 export const METRICS = [
@@ -17,7 +18,7 @@ export const METRICS = [
   ["accuracy/test", "test accuracy", "the classifier's accuracy on the recorded test samples"],
 ];
 
-export function renderLegend(el, { classes, classRGB, counts, hidden, onToggle }) {
+export function renderLegend(el, { classes, classRGB, counts, hidden, onToggle, colorBy = "label" }) {
   const rows = classes.map((name, c) =>
     h(
       "button",
@@ -33,7 +34,20 @@ export function renderLegend(el, { classes, classRGB, counts, hidden, onToggle }
       h("span", { class: "dvi-legend-count", text: String(counts[c]) }),
     ),
   );
-  setChildren(el, h("div", { class: "dvi-panel-title", text: "Classes" }), h("div", { class: "dvi-legend-list" }, rows));
+  const key =
+    colorBy === "correct"
+      ? h(
+          "div",
+          { class: "dvi-legend-key" },
+          h("span", { class: "dvi-swatch", style: { background: hex(CORRECT_RGB) } }),
+          "correct ",
+          h("span", { class: "dvi-swatch", style: { background: hex(WRONG_RGB) } }),
+          "misclassified",
+        )
+      : colorBy === "prediction"
+        ? h("div", { class: "dvi-legend-key", text: "points: predicted class; counts: labels" })
+        : null;
+  setChildren(el, h("div", { class: "dvi-panel-title", text: "Classes" }), key, h("div", { class: "dvi-legend-list" }, rows));
 }
 
 export function renderMetrics(el, epoch, metrics) {
