@@ -212,3 +212,16 @@ def test_view_options_are_traits_that_validate(vis):
     w.show_trails = True
     with pytest.raises(Exception):
         w.color_by = "rainbow"
+
+
+def test_saved_widget_state_holds_every_epoch(vis):
+    """What a notebook saves as widget state reaches each epoch's child model and its buffers."""
+    from ipywidgets.embed import dependency_state
+
+    w = DVIWidget(vis)
+    state = dependency_state(w, drop_defaults=False)
+    children = [s for s in state.values() if s["model_name"] == "WidgetModel" and "background_extent" in s["state"]]
+    assert sorted(s["state"]["epoch"] for s in children) == [2, 5, 9]
+    for s in children:
+        paths = {tuple(b["path"]) for b in s.get("buffers", [])}
+        assert {("positions",), ("predictions",), ("background",)} <= paths
