@@ -283,7 +283,15 @@ def to_gif(vis: Any, path: str | os.PathLike, epochs: Iterable[int] | None = Non
     """Animated GIF of the epochs (all fitted ones by default), one frame per epoch, decision map
     behind the points; ``duration`` ms per frame (the last one held ``last_duration``)."""
     frames = gif_frames(vis, epochs, size=size, selected=selected, color_by=color_by, **options)
-    pal = [f.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) for f in frames]
+    # one palette for all frames (from a strip of every frame), so class colours do not shift between frames
+    w0, h0 = frames[0].size
+    strip = Image.new("RGB", (w0, h0 * len(frames)), (255, 255, 255))
+    for j, f in enumerate(frames):
+        strip.paste(f, (0, h0 * j))
+    if len(frames) > 4:
+        strip = strip.resize((w0, h0 * 4), Image.Resampling.NEAREST)
+    palette = strip.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    pal = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     durations = [int(duration)] * len(pal)
     if last_duration is not None:
         durations[-1] = int(last_duration)

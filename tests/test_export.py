@@ -202,9 +202,11 @@ def test_offline_export_renders_plays_and_lassos(small_run, tmp_path, chromium):
         page.locator(".dvi-mode-pan").click()
         i = expected[0]
         x, y = _app(page, f"[app.xs[{i}], app.ys[{i}]]")
-        page.evaluate(f"document.querySelector('.dvi-root').dvi._setHover({i})")
+        box = page.locator(".dvi-map").bounding_box()
+        page.mouse.move(box["x"] + x, box["y"] + y)
         tip = page.locator(".dvi-tooltip")
         tip.wait_for(state="visible")
+        assert tip.get_attribute("data-index") is not None
         assert tip.locator("canvas.dvi-thumb").count() == 1
         page.mouse.click(box["x"] + x, box["y"] + y)
         insp = page.locator(".dvi-inspector")
