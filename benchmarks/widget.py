@@ -125,8 +125,7 @@ def main() -> None:
             results["frame_interval_ms_median"] = round(statistics.median(iv), 2)
             results["frame_interval_ms_worst"] = round(max(iv), 2)
 
-            # 1b. the same frame drawn 40 times in a row, mid-glide: its best time is the
-            # intrinsic cost, with the other processes' interruptions filtered out
+            # 1b. one mid-glide frame drawn 40 times back to back (no animation frame between)
             best = page.evaluate(
                 """() => {
                   const app = document.querySelector('.dvi-root').dvi;
