@@ -504,6 +504,7 @@ export class DVIApp {
   /** Select the visible points inside a screen-space polygon (flat [x0, y0, ...]). */
   finishLasso(poly, mode = "replace") {
     this.lasso = null;
+    this.lastLasso = Array.from(poly); // the polygon as the pointer drew it (tests compare against it)
     const t0 = performance.now();
     const vis = this.visible;
     const hits = pointsInPolygon(this.xs, this.ys, poly, (i) => vis[i] === 1);

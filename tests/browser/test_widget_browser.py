@@ -175,6 +175,14 @@ def test_lasso_selects_exactly_the_points_inside_and_syncs_to_python(reset):
     poly = [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 6)[:-1] + 0.3]
     poly = [(round(x), round(y)) for x, y in poly]
 
+    def drawn_polygon(dragged):
+        """The polygon the widget recorded, checked to be the one dragged (to a pixel)."""
+        flat = nb.js("app.lastLasso")
+        got = list(zip(flat[0::2], flat[1::2]))
+        for x, y in dragged:
+            assert min(abs(x - gx) + abs(y - gy) for gx, gy in got) <= 2, (x, y)
+        return got
+
     def drag(points, modifier=None):
         m = nb.page.mouse
         box = map_box(nb)  # screenshots may scroll the page: take the map's place afresh
@@ -189,7 +197,8 @@ def test_lasso_selects_exactly_the_points_inside_and_syncs_to_python(reset):
             nb.page.keyboard.up(modifier)
 
     drag(poly)
-    expected = np.flatnonzero(points_in_polygon(xs, ys, poly)).tolist()
+    nb.page.wait_for_function("() => document.querySelector('.dvi-root').dvi.lastLasso")
+    expected = np.flatnonzero(points_in_polygon(xs, ys, drawn_polygon(poly))).tolist()
     assert len(expected) > 5
     nb.page.wait_for_function(f"() => document.querySelector('.dvi-root').dvi.selected.size === {len(expected)}")
     assert kernel(nb, "w.selected") == expected, "w.selected holds exactly the points inside the lasso"
@@ -199,11 +208,11 @@ def test_lasso_selects_exactly_the_points_inside_and_syncs_to_python(reset):
     # shift adds a second region; alt removes part of it again
     box2 = [(20, 20), (int(box["width"] * 0.35), 20), (int(box["width"] * 0.35), int(box["height"] * 0.4)), (20, int(box["height"] * 0.4))]
     drag(box2, "Shift")
-    added = set(expected) | set(np.flatnonzero(points_in_polygon(xs, ys, box2)).tolist())
+    added = set(expected) | set(np.flatnonzero(points_in_polygon(xs, ys, drawn_polygon(box2))).tolist())
     nb.page.wait_for_function(f"() => document.querySelector('.dvi-root').dvi.selected.size === {len(added)}")
     assert set(kernel(nb, "w.selected")) == added
     drag(poly, "Alt")
-    left = added - set(np.flatnonzero(points_in_polygon(xs, ys, poly)).tolist())
+    left = added - set(np.flatnonzero(points_in_polygon(xs, ys, drawn_polygon(poly))).tolist())
     nb.page.wait_for_function(f"() => document.querySelector('.dvi-root').dvi.selected.size === {len(left)}")
     assert set(kernel(nb, "w.selected")) == left
     nb.root().locator(".dvi-clear").click()
