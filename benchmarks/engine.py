@@ -128,7 +128,7 @@ def git_commit() -> str:
 def machine() -> dict:
     import torch
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "torch_threads": THREADS or torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "loadavg": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
     try:
@@ -299,17 +299,20 @@ def stage_umap(a: dict) -> dict:
              "nn_rate@15/test": float(rate[sq == "test"].mean()) if (sq == "test").any() else None,
              "trustworthiness@15": trustworthiness(Ht, q, low_knn)}
         # ppr: does the head's prediction survive inverse_transform of the sample's embedding row?
-        t1 = time.perf_counter()
-        head = load_head(folder)
-        with torch.no_grad():
-            rec = reducer.inverse_transform(emb[ppr_idx]).astype(np.float32)
-            rp = head(torch.from_numpy(rec)).argmax(1).numpy()
-        inv_s = time.perf_counter() - t1
-        keep = rp == preds[ppr_idx]
-        sp = split[ppr_idx]
-        m["ppr/train"] = float(keep[sp == "train"].mean()) if (sp == "train").any() else None
-        m["ppr/test"] = float(keep[sp == "test"].mean()) if (sp == "test").any() else None
-        m["ppr"] = float(keep.mean())
+        inv_s = float("nan")
+        m["ppr/train"] = m["ppr/test"] = m["ppr"] = None
+        if a.get("ppr_epochs") is None or e in a["ppr_epochs"]:
+            t1 = time.perf_counter()
+            head = load_head(folder)
+            with torch.no_grad():
+                rec = reducer.inverse_transform(emb[ppr_idx]).astype(np.float32)
+                rp = head(torch.from_numpy(rec)).argmax(1).numpy()
+            inv_s = time.perf_counter() - t1
+            keep = rp == preds[ppr_idx]
+            sp = split[ppr_idx]
+            m["ppr/train"] = float(keep[sp == "train"].mean()) if (sp == "train").any() else None
+            m["ppr/test"] = float(keep[sp == "test"].mean()) if (sp == "test").any() else None
+            m["ppr"] = float(keep.mean())
         if prev_h is not None and prev_h.shape == H.shape:
             highs.append(np.linalg.norm(H[queries] - prev_h[queries], axis=1).astype(np.float32))
             lows.append(np.linalg.norm(emb[queries] - prev_emb[queries], axis=1).astype(np.float32))
@@ -317,7 +320,7 @@ def stage_umap(a: dict) -> dict:
         out_epochs.append({"epoch": e, "fit_transform_s": fit_s, "fit_peak_rss_mb": mem.peak_mb, "inverse_s": inv_s,
                            "inverse_ms_per_point": 1000 * inv_s / max(len(ppr_idx), 1), "metrics": m})
         log(f"  umap epoch {e}: fit_transform {fit_s:.2f} s, ppr train/test ({len(ppr_idx)} samples) "
-            f"{m['ppr/train']:.3f}/{m['ppr/test'] if m['ppr/test'] is not None else float('nan'):.3f}, "
+            f"{fmt(m['ppr/train'])}/{fmt(m['ppr/test'])}, "
             f"nn_rate {m['nn_rate@15']:.3f}, inverse {1000 * inv_s / max(len(ppr_idx), 1):.0f} ms/point")
     return {"warm_s": warm_s, "warm_points": len(warm), "random_state": rs, "ppr_samples": int(len(ppr_idx)),
             "ppr_samples_train": int((split[ppr_idx] == "train").sum()),
@@ -536,6 +539,7 @@ def mnist_benchmark(opts, command: str) -> dict:
     overrides = dict(QUICK_OVERRIDES) if quick else {}
     if opts.epochs:
         n_epochs = opts.epochs
+    ppr_epochs = [int(x) for x in opts.umap_ppr_epochs.split(",")] if opts.umap_ppr_epochs else None
     ref_epochs = min(opts.reference_epochs or (2 if quick else n_epochs), n_epochs)
     ppr_samples = opts.umap_ppr_samples if opts.umap_ppr_samples is not None else (30 if quick else 300)
     workdir = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="dvi-bench-"))
@@ -559,7 +563,7 @@ def mnist_benchmark(opts, command: str) -> dict:
                                       # warm the path the data will take
                                       "umap_seed": opts.umap_seed,
                                       "warm_points": 5000 if n_train + n_test > 4096 else 1000,
-                                      "ppr_samples": ppr_samples}, workdir)
+                                      "ppr_samples": ppr_samples, "ppr_epochs": ppr_epochs}, workdir)
 
     mem = None
     if opts.fit_only_rerun:
@@ -645,7 +649,8 @@ def mnist_benchmark(opts, command: str) -> dict:
             f"query subset as the engine; ppr from `inverse_transform` of each sample's embedding row on a fixed "
             f"random subset of {umap_res['ppr_samples']} samples ({umap_res['ppr_samples_train']} train, "
             f"{umap_res['ppr_samples_test']} test) per epoch, "
-            f"{_mean([e['inverse_ms_per_point'] for e in umap_res['epochs']]):.0f} ms a point, "
+            + (f"at epochs {', '.join(map(str, ppr_epochs))} only (--umap-ppr-epochs), " if ppr_epochs else "")
+            + f"{_mean([e['inverse_ms_per_point'] for e in umap_res['epochs'] if np.isfinite(e['inverse_ms_per_point'])]):.0f} ms a point, "
             f"so each of its ppr figures has a standard error of about "
             f"{100 * np.sqrt(0.05 * 0.95 / max(umap_res['ppr_samples_test'], 1)):.1f} percentage points (at ppr ~0.95).")
     if quick:
@@ -726,6 +731,8 @@ def main(argv=None) -> int:
                    help="umap random_state (default None: umap's parallel, non-deterministic mode)")
     p.add_argument("--umap-ppr-samples", type=int, default=None,
                    help="samples per epoch for umap's inverse_transform ppr (default 300; 40 with --quick)")
+    p.add_argument("--umap-ppr-epochs", default=None,
+                   help="comma-separated epochs at which to measure umap's ppr (default: every epoch)")
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     p.add_argument("--gpu-synthetic", action="store_true",
                    help="50,000 x 512 synthetic features-only run (use a CUDA machine; --quick for a CPU smoke check)")
