@@ -56,7 +56,8 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
     if not path.exists():
         raise RunFileError(path, "missing run file")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # open the file here: np.load leaks its handle when a damaged zip fails to parse
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             keys = names if names is not None else tuple(z.files)
             missing = [k for k in keys if k not in z.files]
             if missing:
