@@ -324,3 +324,25 @@ def test_loading_never_unpickles_a_replaced_npz(small_run_copy, tmp_path, rel):
         vis.predictions(2)
     assert_names(e, f)
     assert not marker.exists()
+
+
+def test_a_damaged_npz_leaves_no_open_file(tmp_path):
+    import gc
+    import sys
+    import warnings
+
+    from dvi_widget.rundir import load_npz
+    f = tmp_path / "x.npz"
+    np.savez(f, a=np.arange(10))
+    f.write_bytes(f.read_bytes()[:60])
+    leaked, hook = [], sys.unraisablehook
+    sys.unraisablehook = leaked.append       # a file closed by the garbage collector warns from __del__
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            with pytest.raises(dvi.RunFileError, match="damaged run file"):
+                load_npz(f)
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert not leaked, [str(u.exc_value) for u in leaked]
