@@ -162,10 +162,12 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
             fill = tuple(int(v) for v in pc[i])
             if wrong[i]:  # misclassified: a cross, as in the widget
                 q = r * 1.15
-                for a, b in (((x - q, y - q), (x + q, y + q)), ((x - q, y + q), (x + q, y - q))):
-                    if outline is not None:
-                        d.line((a, b), fill=outline, width=int(round(r * 0.9 + 2 * ring)))
-                    d.line((a, b), fill=fill, width=max(1, int(round(r * 0.9))))
+                strokes = (((x - q, y - q), (x + q, y + q)), ((x - q, y + q), (x + q, y - q)))
+                if outline is not None:  # both outlines first, so neither cuts through the other's colour
+                    for a, b in strokes:
+                        d.line((a, b), fill=outline, width=int(round(r * 1.1 + ring)))
+                for a, b in strokes:
+                    d.line((a, b), fill=fill, width=max(1, int(round(r * 1.1))))
                 continue
             d.ellipse((x - r - ring, y - r - ring, x + r + ring, y + r + ring), fill=outline)
             d.ellipse((x - r, y - r, x + r, y + r), fill=fill)
