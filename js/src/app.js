@@ -321,6 +321,8 @@ export class DVIApp {
     if (!to) return;
     if (!from || from === to) return this.jumpTo(num);
     this.transition = { from, to, start: performance.now(), duration };
+    // paint the next map between frames, not in the frame that switches to it
+    setTimeout(() => this._guard(() => this.renderer.prepare(this.view, to, this._mapFill || "#fafafa")), 0);
     this.invalidate(true);
   }
 
@@ -638,8 +640,8 @@ export class DVIApp {
     // The map switches half-way through a glide (a cross-fade would repaint it every frame).
     const shown = this.transition && t < 0.5 ? this.transition.from : target;
     if (this._bgDirty || shown !== this._bgShown || shown.bitmap !== this._bgBitmap) {
-      const layers = [{ bitmap: shown.bitmap, extent: shown.backgroundExtent, alpha: 1 }];
-      this.renderer.drawBackground(this.view, layers, this._cssVar("--dvi-map-bg", "#fafafa"));
+      this._mapFill = this._cssVar("--dvi-map-bg", "#fafafa");
+      this.renderer.drawBackground(this.view, shown, this._mapFill);
       this._bgDirty = false;
       this._bgShown = shown;
       this._bgBitmap = shown.bitmap;

@@ -25,6 +25,7 @@ export class MapRenderer {
     this.image = null;
     this.words = null;
     this.bgWords = null;
+    this.cache = new Map(); // painted maps, see mapWords
     this.stamps = null;
   }
 
@@ -73,26 +74,45 @@ export class MapRenderer {
   }
 
   /**
-   * Background: each layer {bitmap, extent, alpha}; extent [xmin, xmax, ymin, ymax],
-   * first image row at ymax.
+   * The map of epoch `e` (its `bitmap` and `backgroundExtent`, first image row at
+   * ymax) under `view`, as ImageData words. A few are kept, so a glide's next map
+   * can be painted ahead (`prepare`) instead of inside the frame that shows it.
    */
-  drawBackground(view, layers, fill) {
+  mapWords(view, e, fill) {
+    const W = this.points.width, H = this.points.height;
+    const key = [e.epoch, e.bitmap ? 1 : 0, view.cx, view.cy, view.k, W, H, fill].join("|");
+    const hit = this.cache.get(key);
+    if (hit) return hit;
     const ctx = this.bg.getContext("2d", { willReadFrequently: true });
+    if (this.bg.width !== W || this.bg.height !== H) {
+      this.bg.width = W;
+      this.bg.height = H;
+    }
     const d = this.dpr;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = fill;
-    ctx.fillRect(0, 0, this.bg.width, this.bg.height);
+    ctx.fillRect(0, 0, W, H);
     ctx.imageSmoothingEnabled = true;
-    for (const { bitmap, extent, alpha } of layers) {
-      if (!bitmap || !extent || alpha <= 0) continue;
-      const [x0, x1, y0, y1] = extent;
+    if (e.bitmap && e.backgroundExtent) {
+      const [x0, x1, y0, y1] = e.backgroundExtent;
       const [sx0, sy0] = toScreen(view, this.width, this.height, x0, y1);
       const [sx1, sy1] = toScreen(view, this.width, this.height, x1, y0);
-      ctx.globalAlpha = alpha;
-      ctx.drawImage(bitmap, sx0 * d, sy0 * d, (sx1 - sx0) * d, (sy1 - sy0) * d);
+      ctx.drawImage(e.bitmap, sx0 * d, sy0 * d, (sx1 - sx0) * d, (sy1 - sy0) * d);
     }
-    ctx.globalAlpha = 1;
-    this.bgWords = new Uint32Array(ctx.getImageData(0, 0, this.bg.width, this.bg.height).data.buffer);
+    const words = new Uint32Array(ctx.getImageData(0, 0, W, H).data.buffer);
+    this.cache.set(key, words);
+    if (this.cache.size > 4) this.cache.delete(this.cache.keys().next().value);
+    return words;
+  }
+
+  /** Show epoch `e`'s map under `view` behind the points from the next frame on. */
+  drawBackground(view, e, fill) {
+    this.bgWords = this.mapWords(view, e, fill);
+  }
+
+  /** Paint epoch `e`'s map ahead of time (between frames). */
+  prepare(view, e, fill) {
+    if (view && e && this.image) this.mapWords(view, e, fill);
   }
 
   /**

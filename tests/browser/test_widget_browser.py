@@ -227,6 +227,7 @@ def test_select_in_python_highlights_in_the_page(reset):
     assert sorted(nb.js("[...app.selected]")) == [1, 3, 4, 15]
     assert nb.root().locator(".dvi-sel-count").inner_text() == "4 selected"
     # selected points drawn last and opaque; the rest dimmed
+    nb.page.wait_for_function("() => document.querySelector('.dvi-root').dvi._passes[1].order.length === 4")
     passes = nb.js("app._passes.map(p => p.order.length)")
     n = kernel(nb, "len(vis.labels)")
     assert passes == [n - 4, 4]
@@ -308,14 +309,25 @@ def test_trails_and_filters(reset):
     nb.shot("trails")
     nb.root().locator(".dvi-trails").uncheck()
 
-    def visible() -> int:
-        nb.page.wait_for_timeout(150)
-        return nb.js("app.visible.reduce((a, b) => a + b, 0)")
+    def visible_is(expected: int) -> bool:
+        """Wait (frames are drawn asynchronously) until `expected` points are visible."""
+        try:
+            nb.page.wait_for_function(
+                "(n) => document.querySelector('.dvi-root').dvi.visible.reduce((a, b) => a + b, 0) === n",
+                arg=expected, timeout=15_000,
+            )
+        except Exception:
+            pass
+        got = nb.js("app.visible.reduce((a, b) => a + b, 0)")
+        assert got == expected, f"{got} points visible, expected {expected}"
+        return True
 
     # colour by prediction / correctness: the picture changes, the trait follows
     before = canvas_signature(nb)
     nb.root().locator(".dvi-color-by").select_option("correct")
-    nb.page.wait_for_timeout(200)
+    nb.page.wait_for_function("() => document.querySelector('.dvi-root').dvi._passes[0].colors && "
+                              "document.querySelector('.dvi-root').dvi._orderKey.includes('|correct|')")
+    nb.page.wait_for_timeout(100)
     assert kernel(nb, "w.color_by") == "correct"
     assert canvas_signature(nb) != before
     nb.shot("colour-correct")
@@ -324,25 +336,25 @@ def test_trails_and_filters(reset):
     nb.root().locator(".dvi-color-by").select_option("label")
 
     nb.root().locator(".dvi-split").select_option("test")
-    assert visible() == kernel(nb, "int((vis.split == 'test').sum())")
+    assert visible_is(kernel(nb, "int((vis.split == 'test').sum())"))
     assert kernel(nb, "w.split_filter") == "test"
     nb.root().locator(".dvi-split").select_option("both")
 
     nb.root().locator('.dvi-legend-item[data-class="0"]').click()
-    assert visible() == kernel(nb, "int((vis.labels != 0).sum())")
+    assert visible_is(kernel(nb, "int((vis.labels != 0).sum())"))
     assert kernel(nb, "w.hidden_classes") == [0]
     nb.shot("class-filter")
     nb.root().locator('.dvi-legend-item[data-class="0"]').click()
 
     nb.root().locator(".dvi-only-mis").check()
-    assert visible() == kernel(nb, f"int((vis.predictions({last}) != vis.labels).sum())")
+    assert visible_is(kernel(nb, f"int((vis.predictions({last}) != vis.labels).sum())"))
     nb.root().locator(".dvi-only-mis").uncheck()
 
     nb.root().locator(".dvi-only-flip").check()
-    assert visible() == kernel(nb, f"int((vis.predictions({last}) != vis.predictions({epochs[-2]})).sum())")
+    assert visible_is(kernel(nb, f"int((vis.predictions({last}) != vis.predictions({epochs[-2]})).sum())"))
     assert kernel(nb, "w.only_flipped") is True
     nb.root().locator(".dvi-only-flip").uncheck()
-    assert visible() == kernel(nb, "len(vis.labels)")
+    assert visible_is(kernel(nb, "len(vis.labels)"))
 
 
 def test_wheel_zooms_the_map_not_the_notebook_and_reset_restores(reset):
