@@ -24,8 +24,14 @@ class FitConfig:
     umap_weight: float = 1.0
     recon_weight: float = 1.0
     temporal_weight: float = 0.3
+    temporal_scope: str = "encoder"  # weights DVI's temporal term holds: "encoder" or "model" (DVI)
+    step_weight: float = 3.0       # temporal step term: 2-D moves proportional to high-D moves
     pred_weight: float = 1.0       # prediction preservation: KL(head(h) || head(decode(encode(h))))
     pred_temperature: float = 1.0
+    pred_hard_weight: float = 3.0  # cross-entropy of head(decode(encode(h))) against the predicted class
+    focus_batch: int = 512         # extra samples per step drawn from those failing the round trip
+    focus_every: int = 25          # steps between re-checks of which samples fail
+    gpu_batch_scale: int = 4       # on a GPU: batch x4, steps / 4 (same edges, fewer launches)
     grid: int = 256                # decision map resolution (grid x grid)
     boundary_threshold: float = 0.1  # top-1 minus top-2 probability under which the map is near-white
     seed: int = 0
@@ -33,7 +39,9 @@ class FitConfig:
     @classmethod
     def reference(cls, **overrides) -> "FitConfig":
         """DVI's reference configuration (AAAI 2022): 256 x 4 MLPs, UMAP + recon + 0.3 temporal."""
-        return replace(cls(width=256, depth=4, pred_weight=0.0, lr=1e-3, steps_first=2000, steps=1000),
+        return replace(cls(width=256, depth=4, lr=1e-3, steps_first=2000, steps=1000, pred_weight=0.0,
+                           pred_hard_weight=0.0, focus_batch=0, step_weight=0.0, temporal_scope="model",
+                           gpu_batch_scale=1),
                        **overrides)
 
     @classmethod
@@ -48,6 +56,8 @@ class FitConfig:
             cfg = cls.reference(**overrides)
         else:
             raise DVIError(f"unknown preset {preset!r}; valid: 'default', 'reference'")
+        if cfg.temporal_scope not in ("encoder", "model"):
+            raise DVIError(f"temporal_scope must be 'encoder' or 'model', got {cfg.temporal_scope!r}")
         if cfg.n_neighbors < 2 or cfg.grid < 8 or cfg.steps < 0 or cfg.steps_first < 1 or cfg.batch_size < 2:
             raise DVIError(f"invalid fit options: {cfg}")
         return cfg

@@ -7,6 +7,7 @@ scheduler can run the stages elsewhere. Re-running fits only what is new or stal
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import os
 import time
@@ -62,15 +63,19 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
 
     cx = build_complex(H, B, cfg.n_neighbors)
 
-    prev_model, rate, prev_fit = None, None, None
+    prev_model, rate, prev_fit, prev_emb, step = None, None, None, None, None
     if prev_epoch is not None:
         prev_model = load_vismodel(run, prev_epoch).to(device)
         prev_fit = load_npz(run.fit_dir(prev_epoch) / "fit.npz", ("knn", "embedding"))
         prev_knn = torch.from_numpy(prev_fit["knn"]).to(device)
         rate = neighbour_preserving_rate(cx.knn, prev_knn[:, : cx.knn.shape[1]])
+        prev_h = load_npz(run.epoch_dir(prev_epoch) / "features.npz", ("features",))["features"]
+        if prev_h.shape == cap["features"].shape:
+            step = torch.from_numpy(np.linalg.norm(cap["features"] - prev_h, axis=1)).float().to(device)
+            prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
     if prev_model is not None and prev_model.dim == H.shape[1] and \
             (prev_model.width, prev_model.depth) == (cfg.width, cfg.depth):
-        model = copy.deepcopy(prev_model)
+        model = copy.deepcopy(prev_model)   # keeps the previous standardisation: no global jump
         steps = cfg.steps
     else:
         prev_model = None  # feature size or architecture changed: start afresh
@@ -78,15 +83,23 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
             torch.manual_seed(cfg.seed + epoch)
             model = VisModel(H.shape[1], cfg.width, cfg.depth)
         model = model.to(device)
+        model.set_normalisation(H)
         steps = cfg.steps_first
-    model.set_normalisation(H)
 
+    run_cfg = cfg
+    if device.type == "cuda" and cfg.gpu_batch_scale > 1:
+        # A GPU is launch-bound at these sizes: fewer, larger steps see as many edges.
+        k = cfg.gpu_batch_scale
+        run_cfg = replace(cfg, batch_size=cfg.batch_size * k, focus_batch=cfg.focus_batch * k,
+                          focus_every=max(1, cfg.focus_every // k))
+        steps = max(1, -(-steps // k))
     with torch.no_grad():
         teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
     bar = tqdm(total=steps, desc=f"fit epoch {epoch}", unit="step", leave=False, disable=not progress)
     with bar:
-        history = train_projection(model, head, nodes, teacher, cx, cfg, steps, gen,
-                                   prev=prev_model, rate=rate, progress=bar)
+        history = train_projection(model, head, nodes, teacher, cx, run_cfg, steps, gen,
+                                   prev=prev_model, rate=rate, prev_embedding=prev_emb, high_step=step,
+                                   progress=bar)
 
     with torch.no_grad():
         emb = batched(model.encode, H)
@@ -102,11 +115,9 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
                             queries=queries, probs=outs["probabilities"], recon_probs=recon_probs,
                             labels=run.labels(), split=run.split(), grid_class=grid_class, extent=extent)
     high_step = low_step = np.zeros(0, np.float32)
-    if prev_epoch is not None:
-        prev_h = load_npz(run.epoch_dir(prev_epoch) / "features.npz", ("features",))["features"]
-        if prev_h.shape == cap["features"].shape:
-            high_step = np.linalg.norm(cap["features"][queries] - prev_h[queries], axis=1).astype(np.float32)
-            low_step = np.linalg.norm(emb_np[queries] - prev_fit["embedding"][queries], axis=1).astype(np.float32)
+    if step is not None:
+        high_step = step.cpu().numpy()[queries].astype(np.float32)
+        low_step = np.linalg.norm(emb_np[queries] - prev_fit["embedding"][queries], axis=1).astype(np.float32)
 
     with run.write_fit(epoch) as tmp:
         save_npz(tmp / "fit.npz", embedding=emb_np, boundary_embedding=bemb.cpu().numpy().astype(np.float32),

@@ -4,9 +4,15 @@ Loss = UMAP cross-entropy on edges sampled in proportion to their weight, with n
 drawn from the batch (parametric UMAP's scheme)
      + recon_weight * MSE of decode(encode(h)) in standardised feature space
      + pred_weight * KL(softmax(head(h)) || softmax(head(decode(encode(h)))))
+     + pred_hard_weight * cross-entropy of head(decode(encode(h))) against the predicted class,
+       with extra samples drawn from those whose prediction currently fails the round trip
      + temporal_weight * (batch's mean neighbour-preserving rate t-1 -> t) * ||theta - theta_{t-1}||^2
-The temporal term is DVI's: samples whose neighbourhoods did not change hold the model
-near the previous epoch's weights, so their positions stay put.
+       over the encoder's weights (DVI: the whole model, ``temporal_scope="model"``)
+     + step_weight * relative squared error between each sample's 2-D move and c times its
+       high-D move (c fitted once per epoch)
+The two temporal terms keep the picture still where the features did not move: DVI's holds
+the weights near the previous epoch's; the step term ties each point's 2-D move to its own
+high-D move, which is what stab_spearman measures.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from torch import nn
 
 from .complexes import Complex, sampler
 from .config import FitConfig, umap_ab
-from .vismodel import VisModel
+from .vismodel import VisModel, batched
 
 
 def umap_losses(za: torch.Tensor, zb: torch.Tensor, a: float, b: float, neg_rate: int,
@@ -35,6 +41,18 @@ def umap_losses(za: torch.Tensor, zb: torch.Tensor, a: float, b: float, neg_rate
     return (attract.sum() + repel.sum()) / n
 
 
+@torch.no_grad()
+def round_trip_failures(model: VisModel, head: nn.Module, h: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Indices of samples whose predicted class changes through decode(encode(h))."""
+    was = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(h), 8192):
+        out.append(head(model.decode(model.encode(h[s:s + 8192]))).argmax(1) != pred[s:s + 8192])
+    model.train(was)
+    return torch.nonzero(torch.cat(out)).flatten()
+
+
 def neighbour_preserving_rate(knn_now: torch.Tensor, knn_prev: torch.Tensor) -> torch.Tensor:
     """Per sample, the share of its k high-D neighbours at t-1 that are still neighbours at t."""
     n, k = knn_now.shape
@@ -44,7 +62,9 @@ def neighbour_preserving_rate(knn_now: torch.Tensor, knn_prev: torch.Tensor) -> 
 
 def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teacher: torch.Tensor,
                      cx: Complex, cfg: FitConfig, steps: int, generator: torch.Generator,
-                     prev: VisModel | None = None, rate: torch.Tensor | None = None, progress=None) -> list[float]:
+                     prev: VisModel | None = None, rate: torch.Tensor | None = None,
+                     prev_embedding: torch.Tensor | None = None, high_step: torch.Tensor | None = None,
+                     progress=None) -> list[float]:
     """Optimise ``model`` in place on one epoch's complex; returns the loss every 50 steps.
 
     nodes: (N+M, D) raw features of samples then boundary samples; teacher: softmax(head(nodes)/T).
@@ -56,30 +76,62 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
-    prev_params = [p.detach().clone() for p in prev.parameters()] if prev is not None else None
+    # DVI's weight-drift term holds the encoder (the layout) only: the decoder must follow the
+    # new head every epoch, or the round trip loses predictions (ppr)
+    held = (lambda m: m.encoder.parameters()) if cfg.temporal_scope == "encoder" else (lambda m: m.parameters())
+    prev_params = [p.detach().clone() for p in held(prev)] if prev is not None else None
     log_teacher = teacher.clamp_min(1e-8).log()
+    hard = teacher.argmax(1)
     T = cfg.pred_temperature
+    step_target = None
+    if cfg.step_weight and prev_embedding is not None and high_step is not None:
+        # Temporal step term: each sample's 2-D move should be proportional to its high-D move.
+        # The scale c is fitted once, by least squares, to the moves of the warm-started model.
+        with torch.no_grad():
+            d0 = (batched(model.encode, nodes[: cx.n_samples]) - prev_embedding).norm(dim=1)
+            c = (d0 * high_step).sum() / high_step.pow(2).sum().clamp_min(1e-12)
+            step_target = c * high_step
+            step_norm = step_target.pow(2).mean().clamp_min(1e-12)
     history = []
+    failing = torch.zeros(0, dtype=torch.long, device=nodes.device)
     model.train()
     for step in range(steps):
+        if cfg.focus_batch and cfg.pred_weight and step % cfg.focus_every == 0:
+            failing = round_trip_failures(model, head, nodes[: cx.n_samples], hard[: cx.n_samples])
         e = draw(cfg.batch_size)
         ia, ib = edges[e, 0], edges[e, 1]
-        idx = torch.cat([ia, ib])
-        z = model.encoder(xn[idx])
-        za, zb = z[: len(ia)], z[len(ia):]
+        if len(failing):
+            # samples whose prediction does not survive the round trip get extra weight (ppr)
+            pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator).to(failing.device)
+            extra = failing[pick]
+        else:
+            extra = failing
+        z = model.encoder(xn[torch.cat([ia, ib, extra])])
+        za, zb = z[: len(ia)], z[len(ia): 2 * len(ia)]
         loss = cfg.umap_weight * umap_losses(za, zb, a, b, cfg.negative_sample_rate, generator)
         if cfg.recon_weight or cfg.pred_weight:
-            rec = model.decoder(z)
+            # round-trip terms on one end of each edge plus the failing samples: half the
+            # decoder work of using both ends, and the edge ends are already a weighted sample
+            idx = torch.cat([ia, extra])
+            rec = model.decoder(torch.cat([za, z[2 * len(ia):]]))
             if cfg.recon_weight:
                 loss = loss + cfg.recon_weight * F.mse_loss(rec, xn[idx])
             if cfg.pred_weight:
                 logits = head(rec * model.scale + model.mean) / T
                 kl = (teacher[idx] * (log_teacher[idx] - F.log_softmax(logits, 1))).sum(1).mean()
                 loss = loss + cfg.pred_weight * kl * T * T
+                if cfg.pred_hard_weight:
+                    # the argmax itself must survive the round trip (ppr), not only the soft shape
+                    loss = loss + cfg.pred_hard_weight * F.cross_entropy(logits * T, hard[idx])
+        if step_target is not None:
+            own = ia[ia < cx.n_samples]
+            za_own = za[ia < cx.n_samples]
+            moved = (za_own - prev_embedding[own]).norm(dim=1)
+            loss = loss + cfg.step_weight * (moved - step_target[own]).pow(2).mean() / step_norm
         if prev_params is not None and cfg.temporal_weight and rate is not None:
             samples = ia[ia < cx.n_samples]
             r = rate[samples].mean() if len(samples) else rate.mean()
-            drift = sum((p - p0).pow(2).sum() for p, p0 in zip(model.parameters(), prev_params))
+            drift = sum((p - p0).pow(2).sum() for p, p0 in zip(held(model), prev_params))
             loss = loss + cfg.temporal_weight * r * drift
         opt.zero_grad(set_to_none=True)
         loss.backward()

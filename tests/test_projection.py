@@ -77,15 +77,19 @@ def test_temporal_term_holds_samples_whose_neighbourhoods_did_not_change(tmp_pat
     base = record_features(tmp_path / "base", [(1, X), (2, X2)], y, head)
     moved = {}
     first = {}
-    for w in (0.0, 30.0):
-        path = tmp_path / f"w{w}"
+    # both temporal terms, each alone: DVI's weight drift and the step term
+    for name, opts in {"none": dict(temporal_weight=0.0, step_weight=0.0),
+                       "drift": dict(temporal_weight=30.0, step_weight=0.0),
+                       "step": dict(temporal_weight=0.0, step_weight=3.0)}.items():
+        path = tmp_path / name
         shutil.copytree(base, path)
-        vis = dvi.fit(path, progress=False, steps_first=100, steps=80, batch_size=256, grid=16,
-                      temporal_weight=w)
+        vis = dvi.fit(path, progress=False, steps_first=100, steps=80, batch_size=256, grid=16, **opts)
         e1, e2 = vis.embedding(1), vis.embedding(2)
         side = np.ptp(e1, axis=0).max()
-        moved[w] = float(np.linalg.norm(e2 - e1, axis=1).mean() / side)
-        first[w] = e1
-    np.testing.assert_allclose(first[0.0], first[30.0], atol=1e-4, err_msg="epoch 1 does not depend on the temporal weight")
+        moved[name] = float(np.linalg.norm(e2 - e1, axis=1).mean() / side)
+        first[name] = e1
+    np.testing.assert_allclose(first["none"], first["drift"], atol=1e-4,
+                               err_msg="epoch 1 does not depend on the temporal weights")
     print("relative movement", moved)
-    assert moved[30.0] < 0.5 * moved[0.0], moved
+    assert moved["drift"] < 0.5 * moved["none"], moved
+    assert moved["step"] < 0.5 * moved["none"], moved
