@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -118,3 +119,22 @@ def tiny_feature_run(tmp_path, digits_head):
     path = record_features(tmp_path / "tiny", feats, y[:300], head)
     dvi.fit(path, progress=False, **TINY_FIT)
     return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every test that needs a browser.
+
+    Session-wide because Playwright's sync API runs one instance at a time: a second
+    ``sync_playwright()`` while the first is alive fails ("Sync API inside the asyncio loop").
+    """
+    pytest.importorskip("playwright")
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent / "browser"))
+    from harness import launch_browser
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()

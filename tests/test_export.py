@@ -96,15 +96,9 @@ def test_cli_export(small_run, tmp_path, capsys):
 # ---------------------------------------------------------------- in the browser
 
 @pytest.fixture(scope="module")
-def chromium():
-    pytest.importorskip("playwright")
-    from harness import launch_browser
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
+def chromium(browser):
+    """The suite's one Chromium (tests/conftest.py)."""
+    return browser
 
 
 def open_offline(browser, path: pathlib.Path, routes=None):

@@ -18,7 +18,6 @@ import pytest
 from harness import (
     REPO,
     kernel_exec,
-    launch_browser,
     make_workdir,
     open_notebook,
     remove_workdir,
@@ -75,14 +74,6 @@ def servers(browser_workdir):
             s.stop()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 def notebook_cells(run_dir: pathlib.Path, live_dir: pathlib.Path) -> list[str]:
