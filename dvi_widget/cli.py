@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,12 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fit":
             from .demo import format_table
             from .fitting import fit
-            preset, options = args.preset, {}
-            stored = Path(args.run) / "fits" / "config.json"
-            if preset is None and not args.refit and stored.exists():
-                from .rundir import load_json
-                options = load_json(stored)   # fit new epochs the way the earlier ones were fitted
-            vis = fit(args.run, preset=preset or "default", refit=args.refit, device=args.device, **options)
+            # no --preset: new epochs are fitted the way the earlier ones were
+            vis = fit(args.run, preset=args.preset, refit=args.refit, device=args.device)
             print(format_table(vis))
             print(f"stab_spearman over the run: {vis.summary['stab_spearman']:.3f}")
         elif args.command == "export":

@@ -149,18 +149,22 @@ def _stale(run: RunDir, recorded: list[int], fitted: set[int]) -> list[int]:
     return []
 
 
-def fit(run: str | os.PathLike, *, preset: str = "default", device: str = "auto", refit: bool = False,
+def fit(run: str | os.PathLike, *, preset: str | None = None, device: str = "auto", refit: bool = False,
         progress: bool = True, **options):
     """Fit every recorded epoch not yet fitted and return the :class:`Visualization`.
 
     ``options`` override :class:`FitConfig` fields; ``preset="reference"`` is DVI's own
-    configuration. Fits made with other options are an error unless ``refit=True``.
+    configuration. With neither, a run fitted before keeps the options it was fitted with.
+    Asking for other options than the stored fits used is an error unless ``refit=True``.
     """
     from .visualization import Visualization
     rd = RunDir(run)
-    cfg = FitConfig.build(preset, **options)
     cfg_path = rd.path / "fits" / "config.json"
     (rd.path / "fits").mkdir(exist_ok=True)
+    if preset is None and not options and not refit and cfg_path.exists():
+        cfg = FitConfig.build("default", **load_json(cfg_path))   # new epochs as the earlier ones
+    else:
+        cfg = FitConfig.build(preset or "default", **options)
     if cfg_path.exists() and not refit:
         stored = load_json(cfg_path)
         if stored != cfg.to_dict():
