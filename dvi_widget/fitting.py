@@ -7,10 +7,9 @@ scheduler can run the stages elsewhere. Re-running fits only what is new or stal
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
-
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
