@@ -142,7 +142,7 @@ def machine() -> dict:
 
 def copy_epoch(src_run: Path, dst_run: Path, epoch: int) -> None:
     """Copy one recorded epoch folder of ``src_run`` into ``dst_run`` (write, then rename)."""
-    from dvi_widget.rundir import epoch_dirname
+    from dvi_widget.store.rundir import epoch_dirname
     src = src_run / "epochs" / epoch_dirname(epoch)
     tmp = dst_run / "epochs" / f".tmp-copy-{epoch_dirname(epoch)}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -168,7 +168,7 @@ def vis_figures(vis) -> dict:
 
 
 def fit_info(run: Path, epoch: int) -> dict:
-    from dvi_widget.rundir import epoch_dirname
+    from dvi_widget.store.rundir import epoch_dirname
     info = json.loads((run / "fits" / epoch_dirname(epoch) / "info.json").read_text())
     return {"seconds": info.get("seconds"), "steps": info.get("steps"), "device": info.get("device")}
 
@@ -213,7 +213,7 @@ def stage_record(a: dict) -> dict:
         log(f"  default epoch {e}: capture {capture_s:.2f} s, fit {fit_s:.2f} s (peak RSS {mem.peak_mb:.0f} MiB), "
             f"ppr train/test {m['ppr/train']:.4f}/{m['ppr/test']:.4f}, nn_rate {m['nn_rate@15']:.3f}")
     rec.close()
-    from dvi_widget.config import FitConfig
+    from dvi_widget.engine.config import FitConfig
     return {"setup_s": setup_s, "epochs": epochs, **vis_figures(vis), "config": FitConfig.build(**a["overrides"]).to_dict(),
             "peak_rss_mb": peak_rss_mb(), "total_s": time.perf_counter() - t_start}
 
@@ -221,7 +221,7 @@ def stage_record(a: dict) -> dict:
 def stage_fit(a: dict) -> dict:
     """Fit a copy of the recorded run epoch by epoch (incremental ``dvi.fit`` after each epoch appears)."""
     import dvi_widget as dvi
-    from dvi_widget.config import FitConfig
+    from dvi_widget.engine.config import FitConfig
 
     src, dst = Path(a["src"]), Path(a["run"])
     copy_header(src, dst)
@@ -247,10 +247,10 @@ def stage_umap(a: dict) -> dict:
     """umap-learn per epoch on the recorded features, with dvi_widget's metric functions."""
     import torch
     import umap
-    from dvi_widget.heads import load_head
-    from dvi_widget.knn import exact_knn
-    from dvi_widget.metrics import overlap_rate, query_subset, stab_spearman, trustworthiness
-    from dvi_widget.rundir import RunDir, load_npz
+    from dvi_widget.store.heads import load_head
+    from dvi_widget.engine.knn import exact_knn
+    from dvi_widget.engine.metrics import overlap_rate, query_subset, stab_spearman, trustworthiness
+    from dvi_widget.store.rundir import RunDir, load_npz
 
     run = RunDir(a["run"])
     epochs = a["epochs"]
@@ -361,7 +361,7 @@ def stage_synthetic(a: dict) -> dict:
     import torch
     from torch import nn
     import dvi_widget as dvi
-    from dvi_widget.fitting import resolve_device
+    from dvi_widget.engine.fitting import resolve_device
 
     dev = resolve_device(a["device"])
     n, d, c = a["n"], a["dim"], 10
@@ -645,7 +645,7 @@ def mnist_benchmark(opts, command: str) -> dict:
         notes.append(
             f"umap-learn: `umap.UMAP(n_neighbors=15, min_dist=0.1, random_state={umap_res['random_state']})`, "
             f"numba warmed first on {umap_res['warm_points']} random points ({umap_res['warm_s']:.0f} s, not timed); "
-            f"nn_rate@15, trustworthiness@15 and stab_spearman computed with dvi_widget.metrics on the same "
+            f"nn_rate@15, trustworthiness@15 and stab_spearman computed with dvi_widget.engine.metrics on the same "
             f"query subset as the engine; ppr from `inverse_transform` of each sample's embedding row on a fixed "
             f"random subset of {umap_res['ppr_samples']} samples ({umap_res['ppr_samples_train']} train, "
             f"{umap_res['ppr_samples_test']} test) per epoch, "

@@ -60,7 +60,7 @@ def main() -> None:
     setup = (
         "import time, numpy as np\n"
         "from fake_vis import FakeVisualization\n"
-        "from dvi_widget.widget import DVIWidget\n"
+        "from dvi_widget.widget.widget import DVIWidget\n"
         f"vis = FakeVisualization(n={n}, epochs=range(1, {e} + 1), map_size={args.map})\n"
         "t0 = time.perf_counter(); w = DVIWidget(vis); build_s = time.perf_counter() - t0\n"
         "w"

@@ -1,11 +1,11 @@
 """dvi_widget: watch a deep classifier train, DeepVisualInsight (DVI) in a Jupyter widget."""
 from __future__ import annotations
 
-from .config import FitConfig
+from .engine.config import FitConfig
 from .errors import DVIError, RunFileError
-from .fitting import fit
-from .recorder import Recorder
-from .visualization import Visualization
+from .engine.fitting import fit
+from .record.recorder import Recorder
+from .results import Visualization
 
 __version__ = "0.1.0"
 
@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # the widget pulls in anywidget/ipywidgets; load it only when asked for
     if name == "DVIWidget":
-        from .widget import DVIWidget
+        from .widget.widget import DVIWidget
         return DVIWidget
     raise AttributeError(f"module 'dvi_widget' has no attribute {name!r}")
 

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                      fit_options={"preset": args.preset})
         elif args.command == "fit":
             from .demo import format_table
-            from .fitting import fit
+            from .engine.fitting import fit
             # no --preset: new epochs are fitted the way the earlier ones were
             vis = fit(args.run, preset=args.preset, refit=args.refit, device=args.device)
             print(format_table(vis))
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             import os
 
-            from .export import export_run
+            from .outputs.export import export_run
             opts = {"thumbnails": args.thumbnails, "epoch": args.epoch, "title": args.title}
             if args.max_points is not None:
                 opts["max_points"] = args.max_points

@@ -64,8 +64,8 @@ def train_one_epoch(model: nn.Module, opt, x: torch.Tensor, y: torch.Tensor, gen
 def run_demo(out: str | Path = "runs/mnist-demo", epochs: int = 8, n_train: int = 8000, n_test: int = 2000,
              seed: int = 0, fit_options: dict | None = None, quiet: bool = False):
     """Train, record and fit; returns the Visualization. Re-running resumes what is on disk."""
-    from .fitting import fit
-    from .recorder import Recorder
+    from .engine.fitting import fit
+    from .record.recorder import Recorder
 
     t0 = time.perf_counter()
     images, labels, split = load_mnist(n_train, n_test, seed)

@@ -1,4 +1,4 @@
-// Bundle js/src into dvi_widget/static/widget.js (one ES module, CSS inlined as text).
+// Bundle js/src into dvi_widget/widget/static/widget.js (one ES module, CSS inlined as text).
 // Output is deterministic for a given esbuild version (pinned in package.json),
 // so CI rebuilds and compares with the committed bundle.
 import { build } from "esbuild";
@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const outfile = process.argv[2] || path.join(here, "..", "dvi_widget", "static", "widget.js");
+const outfile = process.argv[2] || path.join(here, "..", "dvi_widget", "widget", "static", "widget.js");
 
 await build({
   entryPoints: [path.join(here, "src", "index.js")],

@@ -9,11 +9,11 @@ import torch
 from engine_support import SMALL_TRAIN
 
 import dvi_widget as dvi
-from dvi_widget.rundir import RunDir, load_npz
+from dvi_widget.store.rundir import RunDir, load_npz
 
 
 def dvi_margin(logits: np.ndarray) -> np.ndarray:
-    """(z1 - z2) / (z1 - z_min), computed here independently of dvi_widget.boundary."""
+    """(z1 - z2) / (z1 - z_min), computed here independently of dvi_widget.record.boundary."""
     z = np.sort(logits.astype(np.float64), axis=1)
     return (z[:, -1] - z[:, -2]) / np.maximum(z[:, -1] - z[:, 0], 1e-12)
 

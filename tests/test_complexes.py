@@ -6,9 +6,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from dvi_widget.complexes import build_complex, sampler
-from dvi_widget.fuzzy import fuzzy_simplicial_set
-from dvi_widget.knn import exact_knn, knn_graph
+from dvi_widget.engine.complexes import build_complex, sampler
+from dvi_widget.engine.fuzzy import fuzzy_simplicial_set
+from dvi_widget.engine.knn import exact_knn, knn_graph
 
 K = 15
 

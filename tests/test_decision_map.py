@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from engine_support import FAST_FIT
 
-from dvi_widget.decision_map import grid_points, padded_extent, pixel_of
+from dvi_widget.engine.decision_map import grid_points, padded_extent, pixel_of
 
 
 def decoded_classes(vis, epoch, flip=False):

@@ -11,7 +11,7 @@ from torch import nn
 
 import dvi_widget as dvi
 from dvi_widget.demo import CLASSES
-from dvi_widget.rundir import RunDir
+from dvi_widget.store.rundir import RunDir
 from engine_support import TINY_FIT, make_cnn
 
 
@@ -331,7 +331,7 @@ def test_a_damaged_npz_leaves_no_open_file(tmp_path):
     import sys
     import warnings
 
-    from dvi_widget.rundir import load_npz
+    from dvi_widget.store.rundir import load_npz
     f = tmp_path / "x.npz"
     np.savez(f, a=np.arange(10))
     f.write_bytes(f.read_bytes()[:60])

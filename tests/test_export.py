@@ -25,8 +25,8 @@ import pytest
 import dvi_widget as dvi
 from dvi_widget.cli import main as cli_main
 from dvi_widget.errors import DVIError
-from dvi_widget.export import json_for_script, render_html
-from dvi_widget.widget import DVIWidget
+from dvi_widget.outputs.export import json_for_script, render_html
+from dvi_widget.widget.widget import DVIWidget
 from engine_support import TINY_FIT, record_features
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent / "browser"))
@@ -61,7 +61,7 @@ def test_export_is_one_offline_file(small_run, tmp_path):
     assert state["epoch"] == 2 and state["meta"]["classes"] == small_run.classes
     assert [c["epoch"] for c in data["children"]["epoch_data"]] == small_run.epochs
     bundle = json.loads(re.search(r'id="dvi-export-bundle">(.*?)</script>', text, re.S).group(1))
-    from dvi_widget.widget import STATIC
+    from dvi_widget.widget.widget import STATIC
     assert bundle == (STATIC / "widget.js").read_text(encoding="utf-8"), "the same bundle as the notebook's"
 
 

@@ -8,9 +8,9 @@ from scipy.stats import spearmanr
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
-from dvi_widget.knn import exact_knn
-from dvi_widget.metrics import query_subset, trustworthiness
-from dvi_widget.rundir import RunDir, load_npz
+from dvi_widget.engine.knn import exact_knn
+from dvi_widget.engine.metrics import query_subset, trustworthiness
+from dvi_widget.store.rundir import RunDir, load_npz
 
 K = 15
 NAMES = ["nn_rate@15", "boundary_nn_rate@15", "ppr", "inv_conf_diff", "map_consistency", "accuracy"]

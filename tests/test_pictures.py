@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from dvi_widget.errors import DVIError
-from dvi_widget.pictures import fit_view, gif_frames, render
-from dvi_widget.widget import DVIWidget
+from dvi_widget.outputs.pictures import fit_view, gif_frames, render
+from dvi_widget.widget.widget import DVIWidget
 
 
 def _map_rect(vis, epoch, size):

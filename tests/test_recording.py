@@ -10,7 +10,7 @@ from engine_support import CLASSES, make_cnn
 
 import dvi_widget as dvi
 from dvi_widget.demo import SmallCNN
-from dvi_widget.rundir import RunDir, load_npz
+from dvi_widget.store.rundir import RunDir, load_npz
 
 
 def stored(path, epoch):

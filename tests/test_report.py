@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dvi_widget.errors import DVIError
-from dvi_widget.report import FAITHFULNESS, report_data
+from dvi_widget.outputs.report import FAITHFULNESS, report_data
 
 
 def _source(layout, name):

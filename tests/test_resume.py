@@ -15,8 +15,8 @@ import pytest
 from engine_support import TINY_FIT, record_features
 
 import dvi_widget as dvi
-import dvi_widget.fitting as fitting
-from dvi_widget.rundir import RunDir, load_npz
+import dvi_widget.engine.fitting as fitting
+from dvi_widget.store.rundir import RunDir, load_npz
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:

@@ -10,7 +10,7 @@ import pytest
 
 import dvi_widget as dvi
 from dvi_widget.errors import DVIError
-from dvi_widget.widget import DVIWidget
+from dvi_widget.widget.widget import DVIWidget
 from engine_support import TINY_FIT, record_features
 
 
@@ -100,7 +100,7 @@ def test_failure_mid_write_keeps_the_old_file(small_run, tmp_path, monkeypatch):
     w = DVIWidget(small_run)
     path = w.save_state(tmp_path / "s.json")
     before = path.read_bytes()
-    import dvi_widget.state as state_mod
+    import dvi_widget.outputs.state as state_mod
 
     def broken(_w):
         raise RuntimeError("boom while serialising")
@@ -109,7 +109,7 @@ def test_failure_mid_write_keeps_the_old_file(small_run, tmp_path, monkeypatch):
         w.save_state(path)
     assert path.read_bytes() == before
 
-    from dvi_widget._atomic import write_atomic
+    from dvi_widget.store.atomic import write_atomic
 
     def half(f):
         f.write(b"half a file")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from browser.fake_vis import FakeVisualization
-from dvi_widget.widget import (
+from dvi_widget.widget.widget import (
     DVIWidget,
     EpochData,
     WidgetValueError,

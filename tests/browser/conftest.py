@@ -80,7 +80,7 @@ def notebook_cells(run_dir: pathlib.Path, live_dir: pathlib.Path) -> list[str]:
     main = f"""
         import numpy as np
         import dvi_widget as dvi
-        from dvi_widget.widget import DVIWidget
+        from dvi_widget.widget.widget import DVIWidget
         vis = dvi.Visualization({str(run_dir)!r})
         w = DVIWidget(vis)
         w

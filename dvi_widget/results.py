@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from .errors import DVIError, RunFileError, unknown_epoch
-from .heads import load_head
-from .metrics import stab_spearman
+from .store.heads import load_head
+from .engine.metrics import stab_spearman
 from .palette import class_colors
-from .rundir import RunDir, load_json, load_npz
-from .vismodel import VisModel, batched
+from .store.rundir import RunDir, load_json, load_npz
+from .engine.vismodel import VisModel, batched
 
 _FIT_ARRAYS = ("embedding", "boundary_embedding", "extent", "background", "grid_class", "high_step", "low_step")
 
@@ -240,7 +240,7 @@ class Visualization:
 
     def show(self, **options):
         """The interactive widget for this run (same as ``dvi.DVIWidget(vis)``)."""
-        from .widget import DVIWidget
+        from .widget.widget import DVIWidget
         return DVIWidget(self, **options)
 
     def __repr__(self) -> str:
@@ -250,15 +250,15 @@ class Visualization:
     # ---- export, pictures, reports (dvi_widget/export.py, pictures.py, report.py) ----
     def to_gif(self, path, **kw):
         """The epochs as an animated GIF, decision map behind the points (see ``dvi_widget.pictures``)."""
-        from .pictures import to_gif
+        from .outputs.pictures import to_gif
         return to_gif(self, path, **kw)
 
     def report(self, **kw):
         """A Bokeh layout of faithfulness and accuracy over epochs (see ``dvi_widget.report``)."""
-        from .report import report
+        from .outputs.report import report
         return report(self, **kw)
 
     def export_html(self, path, **kw):
         """One self-contained offline HTML page of the widget (see ``dvi_widget.export``)."""
-        from .export import export_html
+        from .outputs.export import export_html
         return export_html(self, path, **kw)

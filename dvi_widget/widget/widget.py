@@ -3,7 +3,7 @@
 `DVIWidget(vis)` shows a fitted `Visualization`: the decision map behind the
 points, playback over epochs, hover, inspector, lasso selection, trails,
 filters and the faithfulness panel. The JavaScript lives in js/ and ships as
-one bundle in dvi_widget/static/widget.js.
+one bundle in dvi_widget/widget/static/widget.js.
 
 How data travels (see DESIGN.md, Widget):
 - Everything per sample goes as binary buffers (float32 positions, uint8 or
@@ -293,23 +293,23 @@ class DVIWidget(anywidget.AnyWidget):
 
     def export_html(self, path: Any, **kw: Any) -> Any:
         """One self-contained offline HTML page of this widget, as it is now (see `dvi_widget.export`)."""
-        from .export import export_html
+        from ..outputs.export import export_html
         return export_html(self, path, **kw)
 
     def save_state(self, path: Any) -> Any:
         """Save the epoch, selection, filters and view as JSON (see `dvi_widget.state`)."""
-        from .state import save_state
+        from ..outputs.state import save_state
         return save_state(self, path)
 
     @classmethod
     def load_state(cls, path: Any, vis: Any, **kw: Any) -> "DVIWidget":
         """A new widget of `vis` showing a saved state; refuses a state from another run."""
-        from .state import load_state
+        from ..outputs.state import load_state
         return load_state(path, vis, widget_cls=cls, **kw)
 
     def snapshot(self, path: Any, **kw: Any) -> Any:
         """PNG of the current view (map, points, selection), drawn in Python (see `dvi_widget.pictures`)."""
-        from .pictures import snapshot
+        from ..outputs.pictures import snapshot
         return snapshot(self, path, **kw)
 
     # ------------------------------------------------------------ internals

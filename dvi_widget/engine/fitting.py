@@ -13,16 +13,16 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .complexes import build_complex
 from .config import FitConfig
 from .decision_map import decision_map, padded_extent
-from .errors import DVIError
-from .heads import load_head
+from ..errors import DVIError
+from ..store.heads import load_head
 from .metrics import epoch_metrics, query_subset
-from .palette import class_colors
-from .rundir import RunDir, load_json, load_npz, save_npz, write_json
+from ..palette import class_colors
+from ..progress import Progress, track
+from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
 from .training import neighbour_preserving_rate, train_projection
 from .vismodel import VisModel, batched
 
@@ -94,7 +94,7 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
         steps = max(1, -(-steps // k))
     with torch.no_grad():
         teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
-    bar = tqdm(total=steps, desc=f"fit epoch {epoch}", unit="step", leave=False, disable=not progress)
+    bar = Progress(steps, f"fit epoch {epoch}", unit="step", enabled=progress)
     with bar:
         history = train_projection(model, head, nodes, teacher, cx, run_cfg, steps, gen,
                                    prev=prev_model, rate=rate, prev_embedding=prev_emb, high_step=step,
@@ -156,7 +156,7 @@ def fit(run: str | os.PathLike, *, preset: str | None = None, device: str = "aut
     configuration. With neither, a run fitted before keeps the options it was fitted with.
     Asking for other options than the stored fits used is an error unless ``refit=True``.
     """
-    from .visualization import Visualization
+    from ..results import Visualization
     rd = RunDir(run)
     cfg_path = rd.path / "fits" / "config.json"
     (rd.path / "fits").mkdir(exist_ok=True)
@@ -178,7 +178,7 @@ def fit(run: str | os.PathLike, *, preset: str | None = None, device: str = "aut
         raise DVIError(f"no epochs recorded in {rd.path}; call Recorder.capture() first")
     todo = _stale(rd, recorded, set(rd.fitted_epochs()))
     dev = resolve_device(device)
-    for e in tqdm(todo, desc="fitting epochs", unit="epoch", disable=not progress or len(todo) < 2):
+    for e in track(todo, "fitting epochs", unit="epoch", enabled=progress and len(todo) > 1):
         pos = recorded.index(e)
         fit_epoch(rd, e, recorded[pos - 1] if pos else None, cfg, dev, progress)
     # drop fits of epochs that are no longer recorded (never happens through the API, but keep it clean)

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._atomic import write_text_atomic
-from .errors import DVIError
+from ..store.atomic import write_text_atomic
+from ..errors import DVIError
 
 FORMAT = "dvi_widget.state"
 VERSION = 1
@@ -108,5 +108,5 @@ def load_state(path: str | os.PathLike, vis: Any, widget_cls: Any = None, **opti
     state = read_state(path)
     check_run(state, vis, path)
     if widget_cls is None:
-        from .widget import DVIWidget as widget_cls
+        from ..widget.widget import DVIWidget as widget_cls
     return apply_state(widget_cls(vis, **options), state)

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import DVIError, RunFileError
+from ..errors import DVIError, RunFileError
 
 FORMAT = "dvi_widget.run"
 VERSION = 1

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import DVIError
+from ..errors import DVIError
 
 
 @dataclass(frozen=True)

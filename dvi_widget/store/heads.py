@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import DVIError, RunFileError
+from ..errors import DVIError, RunFileError
 from .rundir import load_json, load_npz
 
 # Layer types a head may contain, with the constructor arguments read off an instance.

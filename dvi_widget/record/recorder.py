@@ -10,13 +10,13 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import boundary as bnd
-from .errors import DVIError
+from ..errors import DVIError
+from ..progress import Progress, track
 from .features import Inputs, as_matrix, check_finite, extract, module_device, resolve_features
-from .heads import describe_head, save_head
-from .rundir import SPLITS, RunDir, label_hash, save_npz, write_json
+from ..store.heads import describe_head, save_head
+from ..store.rundir import SPLITS, RunDir, label_hash, save_npz, write_json
 from .thumbnails import make_thumbnails
 
 
@@ -185,7 +185,7 @@ class Recorder:
         if len(epochs) != len(files):
             raise DVIError(f"got {len(files)} checkpoint files but {len(epochs)} epochs")
         done = []
-        for f, e in zip(tqdm(files, desc="checkpoints", leave=False), epochs):
+        for f, e in zip(track(files, "checkpoints", unit="checkpoint"), epochs):
             model = build_model()
             try:
                 state = torch.load(f, map_location="cpu", weights_only=True)
@@ -204,9 +204,9 @@ class Recorder:
 
     def show(self, **widget_options):
         """A live widget: every later ``capture()`` is fitted and appears in it."""
-        from .fitting import fit
-        from .visualization import Visualization
-        from .widget import DVIWidget
+        from ..engine.fitting import fit
+        from ..results import Visualization
+        from ..widget.widget import DVIWidget
         if self._live_vis is None:
             self._live_vis = fit(self.path, **self.fit_options) if self.epochs else Visualization(self.path)
         w = DVIWidget(self._live_vis, live=True, **widget_options)
@@ -284,7 +284,7 @@ class Recorder:
                 dev = module_device(model, features, head)
                 first = as_matrix(fn(self.inputs.get([0, min(1, n - 1)]).to(dev)), min(2, n))
                 self._check_head(head, first.float())
-                with tqdm(total=n, desc=f"epoch {epoch}: features", unit="sample", leave=False) as bar:
+                with Progress(n, f"epoch {epoch}: features", unit="sample") as bar:
                     feats = extract(fn, self.inputs, dev, self.batch_size, bar)
                 check_finite(feats)
 
@@ -324,7 +324,7 @@ class Recorder:
     def _update_live(self) -> None:
         if not self._live:
             return
-        from .fitting import fit
+        from ..engine.fitting import fit
         fit(self.path, **self.fit_options)
         self._live_vis.reload()
         for w in self._live:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import DVIError
+from ..errors import DVIError
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, IO
 
-from .errors import DVIError
+from ..errors import DVIError
 
 
 def check_target(path: str | os.PathLike) -> Path:

@@ -35,8 +35,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ._atomic import write_text_atomic
-from .errors import DVIError
+from ..store.atomic import write_text_atomic
+from ..errors import DVIError
 
 THUMBNAILS = ("all", "selected", "none")
 #: Buffers smaller than this are stored as plain base64 (compressing them saves nothing).
@@ -144,7 +144,7 @@ def _bundle(w: Any) -> str:
     esm = getattr(w, "_esm", None)  # anywidget keeps the bundle's text here
     if isinstance(esm, str) and "render" in esm and len(esm) > 1000:
         return str(esm)
-    from .widget import STATIC
+    from ..widget.widget import STATIC
     return (STATIC / "widget.js").read_text(encoding="utf-8")
 
 
@@ -294,7 +294,7 @@ def render_html(w: Any, *, thumbnails: str = "all", title: str | None = None) ->
     """The export page of widget ``w`` as a string."""
     if thumbnails not in THUMBNAILS:
         raise DVIError(f"thumbnails must be one of {THUMBNAILS}, got {thumbnails!r}")
-    from . import __version__
+    from .. import __version__
 
     payload = _widget_payload(w, thumbnails)
     vis = w.vis
@@ -324,7 +324,7 @@ def export_html(source: Any, path: str | os.PathLike, *, thumbnails: str = "all"
     as ``max_points`` apply). ``thumbnails``: "all" (default), "selected" (only the selected
     samples' images; smaller) or "none". Returns the path written.
     """
-    from .widget import DVIWidget
+    from ..widget.widget import DVIWidget
 
     if thumbnails not in THUMBNAILS:
         raise DVIError(f"thumbnails must be one of {THUMBNAILS}, got {thumbnails!r}")
@@ -345,7 +345,7 @@ def export_html(source: Any, path: str | os.PathLike, *, thumbnails: str = "all"
 
 def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, **options: Any) -> Path:
     """``dvi-widget export RUN_DIR OUT.html``: export a fitted run directory."""
-    from .visualization import Visualization
+    from ..results import Visualization
 
     vis = Visualization.load(run_dir)
     if not vis.epochs:

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import write_text_atomic
-from .errors import DVIError
+from ..store.atomic import write_text_atomic
+from ..errors import DVIError
 
 FAITHFULNESS = ("nn_rate@15", "boundary_nn_rate@15", "ppr", "map_consistency")
 ACCURACY = ("accuracy/train", "accuracy/test")

@@ -18,8 +18,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ._atomic import write_bytes_atomic
-from .errors import DVIError
+from ..store.atomic import write_bytes_atomic
+from ..errors import DVIError
 
 MAP_BG = (250, 250, 250)  # the widget's --dvi-map-bg fallback
 CORRECT_RGB = (26, 150, 65)  # js/src/colors.js
