@@ -16,8 +16,8 @@ const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
  */
 export function pointRadius(nVisible, width, height, zoom = 1, size = 1, style = STYLE) {
   const R = style.points.radius;
-  const base = R.scale * Math.sqrt((width * height) / Math.max(nVisible, 1)) * Math.pow(Math.max(zoom, 1e-6), R.zoom_exponent);
-  return Math.max(R.floor, clamp(base, R.min, R.max) * size);
+  const density = clamp(R.scale * Math.sqrt((width * height) / Math.max(nVisible, 1)), R.min, R.max);
+  return Math.max(R.floor, Math.min(R.max, density * Math.pow(Math.max(zoom, 1e-6), R.zoom_exponent)) * size);
 }
 
 /** Automatic point alpha (0..1): lower when points cover the map several times over. */
