@@ -419,3 +419,17 @@ def test_nbconvert_page_offline_shows_the_static_picture_and_how_to_get_the_live
     body, _ = exporter.from_notebook_node(nb)
     (tmp_path / "nbconvert-cleared.html").write_text(body, encoding="utf-8")
     _static_picture_shows(chromium, tmp_path / "nbconvert-cleared.html", small_run.epochs[1])
+
+
+def test_outputs_do_not_import_the_widget():
+    """export, pictures, report and state import the widget only for type checking: importing
+    them (and exporting a Visualization, which asks vis.show() for the widget) loads no widget code
+    until a widget is made."""
+    code = ("import sys\n"
+            "import dvi_widget.outputs.export, dvi_widget.outputs.pictures, dvi_widget.outputs.report, "
+            "dvi_widget.outputs.state\n"
+            "bad = [m for m in ('dvi_widget.widget.widget', 'anywidget', 'ipywidgets') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr
