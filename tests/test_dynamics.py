@@ -24,7 +24,7 @@ from engine_support import TINY_FIT
 # The bound notebooks/noisy_labels.ipynb states: with 10% of the training labels flipped, the 10%
 # of training samples with the lowest AUM contain at least this share of the flipped ones
 # (random picking finds 10%).
-AUM_TOP10_BOUND = 0.60
+AUM_TOP10_BOUND = 0.75
 
 
 def stacked(vis, epochs=None):
