@@ -62,3 +62,23 @@ def test_bad_arguments_are_refused(small_run):
         small_run.neighbours(1, 1000)
     with pytest.raises(dvi.DVIError, match="k must be an int"):
         small_run.neighbours(1, 5, k=0)
+
+
+def test_the_page_s_neighbours_request_is_answered(small_run):
+    import json
+    from dvi_widget.widget.requests import handle
+
+    class Page:
+        vis, sent = small_run, []
+
+        def send(self, msg):
+            self.sent.append(msg)
+    page = Page()
+    handle(page, {"type": "dvi_request", "request": "neighbours", "id": 3, "epoch": 3, "index": 17})
+    (msg,) = page.sent
+    json.dumps(msg)
+    want = small_run.neighbours(3, 17)
+    rows = msg["reply"]["rows"]
+    assert [r["sample"] for r in rows] == want["sample"].tolist()
+    assert [r["in_2d"] for r in rows] == want["in_2d"].tolist()
+    assert msg["reply"]["rate"] == pytest.approx(want.attrs["rate"]) and msg["reply"]["k"] == 15

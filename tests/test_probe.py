@@ -79,3 +79,30 @@ def test_bad_locations_are_refused(small_run):
         small_run.probe(1, [np.nan, 0.0])
     with pytest.raises(dvi.DVIError, match="unknown epoch"):
         small_run.probe(9, [0.0, 0.0])
+
+
+class _Page:
+    """Stands in for the widget in a request round trip: holds the vis, records what is sent."""
+
+    def __init__(self, vis):
+        self.vis, self.sent = vis, []
+
+    def send(self, msg):
+        self.sent.append(msg)
+
+
+def test_the_page_s_probe_request_is_answered_with_the_probe(small_run):
+    import json
+    from dvi_widget.widget.requests import handle
+    page = _Page(small_run)
+    handle(page, {"type": "dvi_request", "request": "probe", "id": 7, "epoch": 2, "x": 0.5, "y": -0.5})
+    (msg,) = page.sent
+    assert msg["type"] == "dvi_reply" and msg["id"] == 7 and "error" not in msg
+    json.dumps(msg)  # plain JSON: it travels as a custom message
+    want = small_run.probe(2, (0.5, -0.5), k=6)
+    np.testing.assert_allclose(msg["reply"]["probabilities"], want["probabilities"], atol=1e-6)
+    assert msg["reply"]["nearest"] == want["nearest"].tolist() and msg["reply"]["prediction"] == want["prediction"]
+    handle(page, {"type": "dvi_request", "request": "probe", "id": 8, "epoch": 99, "x": 0, "y": 0})
+    assert page.sent[-1]["id"] == 8 and "unknown epoch 99" in page.sent[-1]["error"]
+    handle(page, {"type": "something else"})
+    assert len(page.sent) == 2
