@@ -577,8 +577,9 @@ def stage_scale(a: dict) -> dict:
         log(f"  scaling {a['n']} x {a['dim']} epoch {t}: capture {capture_s:.2f} s, fit {fit_s:.2f} s, "
             f"peak RSS {mem.peak_mb:.0f} MiB, nn_rate {fmt(m.get('nn_rate@15'))}, ppr {fmt(m.get('ppr'))}")
     rec.close()
-    shutil.rmtree(run, ignore_errors=True)
-    return {"epochs": epochs, "summary": vis.summary, "peak_rss_mb": peak_rss_mb(), **ctx,
+    summary = dict(vis.summary)
+    shutil.rmtree(run, ignore_errors=True)     # 200k x 64 x 3 epochs of features: do not keep it
+    return {"epochs": epochs, "summary": summary, "peak_rss_mb": peak_rss_mb(), **ctx,
             "threads_end": threads_info(), "load_end": loadavg()}
 
 
