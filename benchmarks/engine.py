@@ -167,9 +167,11 @@ def vis_figures(vis) -> dict:
 
 
 def fit_info(run: Path, epoch: int) -> dict:
+    """The fit's own record of an epoch (info.json: seconds, stage timings, threads, device), without
+    long lists such as the loss history."""
     from dvi_widget.store.rundir import epoch_dirname
-    info = json.loads((run / "fits" / epoch_dirname(epoch) / "info.json").read_text())
-    return {"seconds": info.get("seconds"), "steps": info.get("steps"), "device": info.get("device")}
+    info = json.loads((Path(run) / "fits" / epoch_dirname(epoch) / "info.json").read_text())
+    return {k: v for k, v in info.items() if not (isinstance(v, (list, dict)) and len(v) > 20)}
 
 
 def loadavg() -> list[float] | None:
@@ -780,7 +782,7 @@ def goals(row: dict, has_umap: bool) -> list[dict]:
 def per_epoch_table(res: dict, capture_s: dict[int, float], umap: dict | None) -> list[str]:
     umap_by = {u["epoch"]: u for u in umap["epochs"]} if umap else {}
     cols = ["epoch", "capture+fit s", "fit s", "÷ umap", "nn_rate@15", "umap nn_rate", "ppr/train", "ppr/test",
-            "map_consistency", "project_error med / p95", "trust@15", "fit RSS MiB", "load (1 min)"]
+            "map_consistency", "project_error med / p95", "trust@15", "fit RSS MiB", "fit threads", "load (1 min)"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols)]
     for ep in res["epochs"]:
         e = ep["epoch"]
@@ -792,7 +794,8 @@ def per_epoch_table(res: dict, capture_s: dict[int, float], umap: dict | None) -
             fmt(m.get("nn_rate@15")), fmt(u["metrics"]["nn_rate@15"] if u else None), fmt(m.get("ppr/train"), ".4f"),
             fmt(m.get("ppr/test"), ".4f"), fmt(m.get("map_consistency"), ".4f"),
             f"{fmt(m.get(PE_MED), '.4f')} / {fmt(m.get(PE_P95), '.4f')}", fmt(m.get("trustworthiness@15")),
-            fmt(ep.get("fit_peak_rss_mb"), ".0f"), fmt((ep.get("load") or [None])[0], ".1f")]) + " |")
+            fmt(ep.get("fit_peak_rss_mb"), ".0f"), str((ep.get("fit_info") or {}).get("threads", "—")),
+            fmt((ep.get("load") or [None])[0], ".1f")]) + " |")
     return lines
 
 
@@ -1031,7 +1034,7 @@ def scaling_markdown(res: dict) -> str:
     lines = header_markdown(res)
     cols = ["N x D", "capture s (mean)", "fit s, epoch 1 (cold)", "fit s, later epochs (mean)",
             "umap fit_transform s", "÷ umap, later epoch", "÷ umap, epoch 1", "peak RSS MiB: ours / umap",
-            "nn_rate@15 last: ours / umap", "threads: torch / numba", "load (1 min) ours / umap"]
+            "nn_rate@15 last: ours / umap", "threads: torch per epoch / numba", "load (1 min) ours / umap"]
     lines += ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
     for r in res["rows"]:
         o, u = r["ours"], r["umap"]
@@ -1048,7 +1051,7 @@ def scaling_markdown(res: dict) -> str:
             fmt(uf, ".1f"), fmt(_mean(later) / uf if uf else None, ".2f"), fmt(es[0]["fit_s"] / uf if uf else None, ".2f"),
             f"{fmt(o['peak_rss_mb'], '.0f')} / {fmt(u.get('fit_peak_rss_mb'), '.0f')}",
             f"{fmt(last_m.get('nn_rate@15'))} / {fmt(u.get('nn_rate@15'))}",
-            f"{(o.get('threads') or {}).get('torch_intraop')} / {u.get('numba_threads')}",
+            f"{'/'.join(str((e.get('fit_info') or {}).get('threads', '?')) for e in es)} / {u.get('numba_threads')}",
             f"{fmt((o.get('load_start') or [None])[0], '.1f')} / {fmt((u.get('load_start') or [None])[0], '.1f')}"]) + " |")
     lines += ["", "- ours: `rec.capture(features=H, head=head, epoch=e)` then `dvi.fit(run)` each epoch, in one process per "
               "size (peak RSS: that process's ru_maxrss, data generation and recording included); umap-learn: "
