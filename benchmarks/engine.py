@@ -1030,11 +1030,17 @@ def scaling_benchmark(opts, command: str) -> dict:
     return res
 
 
+def stage_times(info: dict) -> str:
+    """The fit's own per-stage seconds (info.json keys ending in _s), e.g. "complex 3.1, layout 9.0"."""
+    return ", ".join(f"{k[:-2]} {v:.1f}" for k, v in info.items() if k.endswith("_s") and isinstance(v, (int, float)))
+
+
 def scaling_markdown(res: dict) -> str:
     lines = header_markdown(res)
     cols = ["N x D", "capture s (mean)", "fit s, epoch 1 (cold)", "fit s, later epochs (mean)",
             "umap fit_transform s", "÷ umap, later epoch", "÷ umap, epoch 1", "peak RSS MiB: ours / umap",
-            "nn_rate@15 last: ours / umap", "threads: torch per epoch / numba", "load (1 min) ours / umap"]
+            "nn_rate@15 last: ours / umap", "threads: torch per epoch / numba", "load (1 min) ours / umap",
+            "last epoch's stages, s"]
     lines += ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
     for r in res["rows"]:
         o, u = r["ours"], r["umap"]
@@ -1052,7 +1058,8 @@ def scaling_markdown(res: dict) -> str:
             f"{fmt(o['peak_rss_mb'], '.0f')} / {fmt(u.get('fit_peak_rss_mb'), '.0f')}",
             f"{fmt(last_m.get('nn_rate@15'))} / {fmt(u.get('nn_rate@15'))}",
             f"{'/'.join(str((e.get('fit_info') or {}).get('threads', '?')) for e in es)} / {u.get('numba_threads')}",
-            f"{fmt((o.get('load_start') or [None])[0], '.1f')} / {fmt((u.get('load_start') or [None])[0], '.1f')}"]) + " |")
+            f"{fmt((o.get('load_start') or [None])[0], '.1f')} / {fmt((u.get('load_start') or [None])[0], '.1f')}",
+            stage_times(es[-1].get("fit_info") or {})]) + " |")
     lines += ["", "- ours: `rec.capture(features=H, head=head, epoch=e)` then `dvi.fit(run)` each epoch, in one process per "
               "size (peak RSS: that process's ru_maxrss, data generation and recording included); umap-learn: "
               "`umap.UMAP().fit_transform` of the last epoch's features, every size in one further process warmed once "
