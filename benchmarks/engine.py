@@ -174,6 +174,25 @@ def fit_info(run: Path, epoch: int) -> dict:
     return {k: v for k, v in info.items() if not (isinstance(v, (list, dict)) and len(v) > 20)}
 
 
+def wait_for_epoch(run: str | Path, epoch: int, stop: str | None = None, timeout: float = 4 * 3600) -> None:
+    """Block until ``epoch`` is recorded in ``run`` (captures are written atomically, so a listed
+    epoch is complete): stages that follow the training process start before it ends. The file
+    ``stop``, once it exists, says the training process failed."""
+    from dvi_widget.store.rundir import RunDir
+    t0 = time.perf_counter()
+    while True:
+        if stop and Path(stop).exists():
+            raise RuntimeError(f"the training process for {run} failed; not waiting for epoch {epoch}")
+        try:
+            if epoch in RunDir(run).recorded_epochs():
+                return
+        except Exception:      # the run directory is not created yet
+            pass
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError(f"epoch {epoch} never appeared in {run}")
+        time.sleep(2.0)
+
+
 def loadavg() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
@@ -268,6 +287,7 @@ def stage_record(a: dict) -> dict:
     rss = RssSampler()
     vis = None
     for epoch in range(1, a["epochs"] + 1):
+        load0 = loadavg()
         t0 = time.perf_counter()
         loss = demo.train_one_epoch(model, opt, x[train], y[train], gen)
         train_s = time.perf_counter() - t0
@@ -280,7 +300,7 @@ def stage_record(a: dict) -> dict:
             fit_s = time.perf_counter() - t0
         epochs.append({"epoch": e, "train_s": train_s, "capture_s": capture_s, "fit_s": fit_s,
                        "fit_peak_rss_mb": mem.peak_mb, "train_loss": loss, "fit_info": fit_info(run, e),
-                       "load": loadavg()})
+                       "load": load0})
         m = vis.metrics[e]
         log(f"  {a['case']} {a['preset']} epoch {e}: train {train_s:.1f} s, capture {capture_s:.2f} s, "
             f"fit {fit_s:.2f} s, ppr train/test {fmt(m.get('ppr/train'), '.4f')}/{fmt(m.get('ppr/test'), '.4f')}, "
@@ -302,11 +322,13 @@ def stage_fit(a: dict) -> dict:
 
     ctx = stage_context()
     src, dst = Path(a["src"]), Path(a["run"])
+    wait_for_epoch(src, a["epochs"][0], a.get("stop"))
     copy_header(src, dst)
     epochs = []
     vis = None
     rss = RssSampler()
     for i, e in enumerate(a["epochs"]):
+        wait_for_epoch(src, e, a.get("stop"))
         copy_epoch(src, dst, e)
         with rss.span() as mem:
             t0 = time.perf_counter()
@@ -356,8 +378,9 @@ def stage_umap(a: dict) -> dict:
     from dvi_widget.store.rundir import RunDir, load_npz
 
     ctx = stage_context()
-    run = RunDir(a["run"])
     epochs = a["epochs"]
+    wait_for_epoch(a["run"], epochs[0], a.get("stop"))
+    run = RunDir(a["run"])
     n = run.n
     split = run.split()
     seed = a["umap_seed"]
@@ -378,9 +401,11 @@ def stage_umap(a: dict) -> dict:
     prev_h = prev_emb = None
     rss = RssSampler()
     for e in epochs:
+        wait_for_epoch(a["run"], e, a.get("stop"))   # the training process may still be on its way (not timed)
         folder = run.epoch_dir(e)
         H = load_npz(folder / "features.npz", ("features",))["features"]
         preds = load_npz(folder / "outputs.npz", ("predictions",))["predictions"]
+        load0 = loadavg()
         with rss.span() as mem:
             t0 = time.perf_counter()
             reducer = make_umap(seed)
@@ -417,7 +442,7 @@ def stage_umap(a: dict) -> dict:
         prev_h, prev_emb = H, emb
         out_epochs.append({"epoch": e, "fit_transform_s": fit_s, "fit_peak_rss_mb": mem.peak_mb, "inverse_s": inv_s,
                            "inverse_ms_per_point": 1000 * inv_s / max(len(ppr_idx), 1), "metrics": m,
-                           "load": loadavg()})
+                           "load": load0})
         log(f"  umap epoch {e}: fit_transform {fit_s:.2f} s, nn_rate {m['nn_rate@15']:.3f}, ppr ({len(ppr_idx)} "
             f"samples) {fmt(m.get('ppr'))}")
     np.savez_compressed(a["embeddings"], **embs)
@@ -896,29 +921,48 @@ def case_benchmark(case: str, opts, workdir: Path) -> dict:
     ppr_samples = opts.umap_ppr_samples if opts.umap_ppr_samples is not None else (30 if quick else 300)
     ppr_epochs = ([int(x) for x in opts.umap_ppr_epochs.split(",")] if opts.umap_ppr_epochs else [1, n_epochs])
     run = workdir / f"{case}-{presets[0]}"
-    log(f"{case}: record ({n_epochs} epochs), {presets[0]} fitted after each capture")
-    rec = run_stage("record", {"label": f"{case}-{presets[0]}", "case": case, "quick": quick, "run": str(run),
-                               "epochs": n_epochs, "seed": 0, "preset": presets[0], "overrides": overrides}, workdir)
+    umap_emb = workdir / f"{case}-umap-embeddings.npz"
+    epochs = list(range(1, n_epochs + 1))
+    # Phase 1: the training process (capture + the first preset's fit after each epoch) and umap-learn
+    # on each epoch's features as soon as it is recorded, side by side, so the two sides of the ratio
+    # run at the same time under the same load. Phase 2: the other presets, side by side.
+    from concurrent.futures import ThreadPoolExecutor
+    stop = workdir / f"{case}.stop"
+    stop.unlink(missing_ok=True)
+    shutil.rmtree(run, ignore_errors=True)      # never let a follower read an earlier invocation's epochs
+    log(f"{case}: record ({n_epochs} epochs), {presets[0]} fitted after each capture"
+        + ("" if opts.skip_umap else "; umap-learn alongside on each recorded epoch"))
+    with ThreadPoolExecutor(2) as pool:
+        rec_f = pool.submit(run_stage, "record", {"label": f"{case}-{presets[0]}", "case": case, "quick": quick,
+                                                  "run": str(run), "epochs": n_epochs, "seed": 0, "preset": presets[0],
+                                                  "overrides": overrides}, workdir)
+        umap_f = None if opts.skip_umap else pool.submit(
+            run_stage, "umap", {"label": case, "run": str(run), "epochs": epochs, "seed": 0, "umap_seed": opts.umap_seed,
+                                "warm_points": 5000, "ppr_samples": ppr_samples, "ppr_epochs": ppr_epochs,
+                                "embeddings": str(umap_emb), "stop": str(stop)}, workdir)
+        rec = rec_f.result()
+        if rec.get("error"):
+            stop.touch()                              # the follower stops waiting for epochs
+        umap_res = umap_f.result() if umap_f is not None else None
     if rec.get("error"):
         return {"error": rec["error"], "describe": case, "n_epochs": n_epochs}
     capture_s = {e["epoch"]: e["capture_s"] for e in rec["epochs"]}
-    epochs = [e["epoch"] for e in rec["epochs"]]
     configs = {presets[0]: rec}
     runs = {presets[0]: str(run)}
-    umap_res, umap_emb = None, workdir / f"{case}-umap-embeddings.npz"
-    if not opts.skip_umap:
-        log(f"{case}: umap-learn on the same features")
-        umap_res = run_stage("umap", {"label": case, "run": str(run), "epochs": epochs, "seed": 0,
-                                      "umap_seed": opts.umap_seed, "warm_points": 5000,
-                                      "ppr_samples": ppr_samples, "ppr_epochs": ppr_epochs,
-                                      "embeddings": str(umap_emb)}, workdir)
-    for preset in presets[1:]:
-        eps = epochs[:ref_epochs] if preset == "reference" else epochs
-        log(f"{case}: {preset}, {len(eps)} epochs, fresh process")
-        dst = workdir / f"{case}-{preset}"
-        configs[preset] = run_stage("fit", {"label": f"{case}-{preset}", "case": case, "src": str(run), "run": str(dst),
-                                            "epochs": eps, "preset": preset, "overrides": overrides}, workdir)
-        runs[preset] = str(dst)
+    others = presets[1:]
+    if others:
+        log(f"{case}: {', '.join(others)} side by side, each in a fresh process")
+        with ThreadPoolExecutor(len(others)) as pool:
+            futs = {}
+            for preset in others:
+                eps = epochs[:ref_epochs] if preset == "reference" else epochs
+                dst = workdir / f"{case}-{preset}"
+                futs[preset] = pool.submit(run_stage, "fit", {"label": f"{case}-{preset}", "case": case, "src": str(run),
+                                                              "run": str(dst), "epochs": eps, "preset": preset,
+                                                              "overrides": overrides}, workdir)
+                runs[preset] = str(dst)
+            for preset in others:
+                configs[preset] = futs[preset].result()
     umap_ok = umap_res if umap_res and not umap_res.get("error") else None
     rows = []
     for label, res in configs.items():
@@ -942,9 +986,10 @@ def case_benchmark(case: str, opts, workdir: Path) -> dict:
                                       "out": opts.pictures, "size": opts.picture_size}, workdir)
     notes = [
         "capture+fit: per epoch, `rec.capture(...)` plus the incremental `dvi.fit(run, preset=...)` after it; the "
-        f"first preset ({presets[0]}) is timed inside the training process, the others fit a copy of the same "
-        "recorded epochs in a fresh process and add their fit time to the same capture time. The ratio divides by "
-        "umap-learn's mean fit_transform over the same epochs, measured in the same invocation.",
+        f"first preset ({presets[0]}) is timed inside the training process while umap-learn runs alongside on each "
+        "epoch as soon as it is recorded (both under the same load); then the other presets, side by side, each fit "
+        "a copy of the same recorded epochs in a fresh process and add their fit time to the same capture time. The "
+        "ratio divides by umap-learn's mean fit_transform over the same epochs, measured in the same invocation.",
         "peak RSS of a fit: the highest resident memory of the configuration's process during one epoch's `dvi.fit` "
         "(psutil, sampled every 5 ms; torch alone is ~300 MiB of it); for umap-learn, during `fit_transform`.",
     ]
