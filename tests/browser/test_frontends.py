@@ -124,6 +124,7 @@ def test_renders_the_map_on_the_last_epoch(fe):
     box = fe.root.locator(".dvi-map").bounding_box()
     assert box and box["width"] > 300 and box["height"] > 200, f"the map has a usable size: {box}"
     assert fe.echo()["epoch"] == fe.epochs[-1]
+    assert fe.page.locator(".dvi-static").count() == 0, "the live map shows, not the static picture beside it"
     assert not [e for e in fe.errors if "dvi" in e.lower()], fe.errors
 
 
