@@ -301,3 +301,29 @@ def render_widget(w, size):
     from dvi_widget.outputs.pictures import widget_picture
 
     return widget_picture(w, size=size, title=False, legend=False, scale=1)
+
+
+def test_widget_output_carries_a_static_picture_of_its_view(small_run):
+    """Bug 5: beside the live view, the output bundle holds a PNG of the current view and one line
+    on how to get the live map; a live view with no epoch yet says so, without a picture."""
+    import base64
+    import io
+
+    from dvi_widget.outputs.pictures import fallback_bundle
+
+    w = DVIWidget(small_run)
+    w.epoch = small_run.epochs[0]
+    data, meta = w._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+    png = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+    assert png.size == (meta["image/png"]["width"], meta["image/png"]["height"])
+    assert f"epoch {small_run.epochs[0]}" in data["text/plain"] and "export_html" in data["text/plain"]
+    assert data["image/png"] in data["text/html"] and "kernel" in data["text/html"]
+    # the picture is the current view: another epoch gives another picture
+    w.epoch = small_run.epochs[-1]
+    assert w._repr_mimebundle_()[0]["image/png"] != data["image/png"]
+
+    class Waiting:  # a live widget before its first epoch
+        epoch = None
+    out, _ = fallback_bundle(Waiting(), ({"text/plain": "DVIWidget()"}, {}))
+    assert "image/png" not in out and "waiting for the first epoch" in out["text/plain"]
