@@ -92,10 +92,15 @@ def main() -> None:
         args.json.write_text(json.dumps(all_results, indent=2))
 
 
-def profile_frames(page, frames: int = 30, top: int = 12) -> list[dict]:
-    """Draw `frames` mid-glide frames under the DevTools sampling profiler; return the functions
-    with the most self time: [{function, where, self_ms, share}] (share of the profiled time)."""
+def profile_frames(page, frames: int = 30, top: int = 12) -> dict:
+    """Draw `frames` mid-glide frames under the DevTools sampling profiler. Returns {"functions":
+    the functions with the most self time [{function, where, self_ms_per_frame, share}] (share of
+    the non-idle profiled time), "per_frame": layouts, style recalculations and their ms per frame
+    (DevTools Performance metrics)}."""
     cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    metrics = lambda: {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}  # noqa: E731
+    before = metrics()
     cdp.send("Profiler.enable")
     cdp.send("Profiler.setSamplingInterval", {"interval": 200})  # microseconds
     cdp.send("Profiler.start")
@@ -112,7 +117,12 @@ def profile_frames(page, frames: int = 30, top: int = 12) -> list[dict]:
         }}"""
     )
     prof = cdp.send("Profiler.stop")["profile"]
+    after = metrics()
     cdp.detach()
+    # layout and style work the frames caused (native time the JS profile shows as "(program)")
+    page_work = {k: round((after.get(k, 0) - before.get(k, 0)) / frames * (1000 if k.endswith("Duration") else 1), 2)
+                 for k in ("LayoutCount", "RecalcStyleCount", "LayoutDuration", "RecalcStyleDuration", "ScriptDuration",
+                           "TaskDuration")}
     by_id = {node["id"]: node for node in prof["nodes"]}
     bundle = (REPO / "dvi_widget" / "widget" / "static" / "widget.js").read_text(encoding="utf-8").splitlines()
     self_us: dict = {}
@@ -123,10 +133,11 @@ def profile_frames(page, frames: int = 30, top: int = 12) -> list[dict]:
             where = bundle[cf["lineNumber"]][cf["columnNumber"]:cf["columnNumber"] + 70].replace("|", "\\|")
         key = (cf["functionName"] or "(anonymous)", where)
         self_us[key] = self_us.get(key, 0) + dt
-    total = sum(v for (name, _), v in self_us.items() if name not in ("(idle)", "(program)")) or 1
-    rows = sorted(((k, v) for k, v in self_us.items() if k[0] not in ("(idle)",)), key=lambda kv: -kv[1])[:top]
-    return [{"function": name, "where": where, "self_ms_per_frame": round(v / 1000 / frames, 2),
-             "share": round(v / total, 3)} for (name, where), v in rows]
+    total = sum(v for (name, _), v in self_us.items() if name != "(idle)") or 1
+    rows = sorted(((k, v) for k, v in self_us.items() if k[0] != "(idle)"), key=lambda kv: -kv[1])[:top]
+    return {"functions": [{"function": name, "where": where, "self_ms_per_frame": round(v / 1000 / frames, 2),
+                           "share": round(v / total, 3)} for (name, where), v in rows],
+            "per_frame": page_work}
 
 
 def measure(browser, server, n: int, e: int, map_size: int, bytes_per_epoch: bool) -> dict:
@@ -312,9 +323,14 @@ def table(r: dict) -> str:
     lines = [head, "", "| measure | result | goal |", "| --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     if r.get("profile_top"):
-        lines += ["", "Self time per glide frame (DevTools sampling profiler, 30 frames drawn back to back):", "",
+        pf = r["profile_top"]["per_frame"]
+        lines += ["", "Self time per glide frame (DevTools sampling profiler, 30 frames drawn back to back; "
+                  f"per frame: {pf['LayoutCount']} layouts taking {pf['LayoutDuration']} ms, {pf['RecalcStyleCount']} "
+                  f"style recalculations taking {pf['RecalcStyleDuration']} ms, script {pf['ScriptDuration']} ms, "
+                  f"all tasks {pf['TaskDuration']} ms):", "",
                   "| function | its code in the bundle | ms per frame | share |", "| --- | --- | ---: | ---: |"]
-        lines += [f"| `{p['function']}` | `{p['where']}` | {p['self_ms_per_frame']} | {p['share']:.0%} |" for p in r["profile_top"]]
+        lines += [f"| `{p['function']}` | `{p['where']}` | {p['self_ms_per_frame']} | {p['share']:.0%} |"
+                  for p in r["profile_top"]["functions"]]
     return "\n".join(lines)
 
 
