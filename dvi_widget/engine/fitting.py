@@ -19,7 +19,8 @@ from .config import FitConfig, check_names, umap_ab
 from .decision_map import decision_map, padded_extent
 from ..errors import DVIError
 from ..store.heads import load_head
-from .metrics import epoch_metrics, query_subset
+from .knn import exact_knn
+from .metrics import epoch_metrics, overlap_rate, query_subset
 from ..palette import class_colors
 from ..progress import Progress, track
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
@@ -98,6 +99,13 @@ def _parametric(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, rate
     return model, emb, bemb, {"steps": steps, "loss_history": history}
 
 
+def _nn_rate(knn: torch.Tensor, pos: torch.Tensor) -> float:
+    """nn_rate@k of a layout on the metrics' query subset (a diagnostic stored in info.json)."""
+    q = torch.from_numpy(query_subset(len(pos))).to(pos.device)
+    low, _ = exact_knn(pos, knn.shape[1], queries=pos[q], query_index=q)
+    return float(overlap_rate(knn[q], low).mean())
+
+
 def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit, prev_knn, prev_h, progress):
     """The layout engine: UMAP's SGD on every node (warm-started and aligned), then encoder/decoder fitted to it."""
     a, b = umap_ab(cfg.spread, cfg.min_dist)
@@ -109,7 +117,9 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
     own = (cx.edges < n).all(1)
     edges, weights = cx.edges[own], cx.weights[own]
     if warm:
-        prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
+        # continue from the previous layout (before samples were moved for ppr), so a move made
+        # for the inverse's sake never pins a sample away from its neighbours for later epochs
+        prev_emb = torch.from_numpy(prev_fit.get("layout", prev_fit["embedding"])).float().to(device)
         if prev_model is not None and prev_model.dim == H.shape[1]:
             # the previous encoder applied to the new features moves each point by its feature change
             start = prev_emb + batched(prev_model.encode, H) - batched(prev_model.encode, prev_h)
@@ -124,6 +134,7 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
         pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
                               anchor_weight=pull, progress=bar)
+    layout = pos.clone()
     pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
     timings["layout_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -138,12 +149,13 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
     with Progress(2 * steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
         history = fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, encoder=False)
         # ppr first: a sample the decoder cannot give its class where it lies moves next to a neighbour
+        timings["nn_rate_layout"] = _nn_rate(cx.knn, pos[:n])
         shown, moved = place_failures(model, head, pos[:n], teacher[:n].argmax(1), cx.knn)
         pos = torch.cat([shown, pos[n:]])
         history += fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, decoder=False)
     timings["maps_s"] = time.perf_counter() - t
     timings["moved_for_ppr"] = moved
-    return model, pos[:n].contiguous(), pos[n:].contiguous(), {"steps": steps, "layout_epochs": epochs,
+    return model, pos[:n].contiguous(), pos[n:].contiguous(), layout, {"steps": steps, "layout_epochs": epochs,
                                                              "loss_history": history, **timings}
 
 
@@ -172,7 +184,7 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
     prev_model, rate, prev_fit, prev_emb, step, prev_knn, prev_h_t = None, None, None, None, None, None, None
     if prev_epoch is not None:
         prev_model = load_vismodel(run.fit_dir(prev_epoch)).to(device)
-        prev_fit = load_npz(run.fit_dir(prev_epoch) / "fit.npz", ("knn", "embedding"))
+        prev_fit = load_npz(run.fit_dir(prev_epoch) / "fit.npz")
         prev_knn = torch.from_numpy(prev_fit["knn"]).to(device)
         if prev_knn.shape[0] != n or prev_knn.shape[1] < cx.knn.shape[1]:
             prev_fit, prev_knn = None, None      # another k or N: no temporal terms
@@ -185,9 +197,10 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
                 prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
 
     if cfg.engine == "layout":
-        model, emb, bemb, info = _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit,
+        model, emb, bemb, layout, info = _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit,
                                          prev_knn, prev_h_t, progress)
     else:
+        layout = None
         model, emb, bemb, info = _parametric(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, rate,
                                              prev_emb, step, progress)
     t = time.perf_counter()
@@ -217,7 +230,8 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
         save_npz(tmp / "fit.npz", embedding=emb_np, boundary_embedding=bemb.cpu().numpy().astype(np.float32),
                  extent=np.asarray(extent, np.float64), background=background, grid_class=grid_class,
                  knn=cx.knn.cpu().numpy().astype(np.int32), high_step=high_step, low_step=low_step,
-                 recon_predictions=recon_probs.argmax(1).astype(np.int64))
+                 recon_predictions=recon_probs.argmax(1).astype(np.int64),
+                 **({} if layout is None else {"layout": layout.cpu().numpy().astype(np.float32)}))
         save_npz(tmp / "model.npz", **model.arrays())
         write_json(tmp / "model.json", model.describe())
         write_json(tmp / "metrics.json", metrics)

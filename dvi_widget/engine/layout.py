@@ -69,14 +69,14 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
     pull strengths in [0, 1] (0: free) for the warm start's alignment term.
     """
     pos = pos.clone().float()
-    if n_epochs <= 0 or len(edges) == 0:
+    if n_epochs <= 0:
         return pos
     dev = pos.device
     n_vertices = len(pos)
     w = weights.float()
-    keep = w >= w.max() / float(n_epochs)
+    keep = w >= w.max() / float(n_epochs) if len(w) else torch.zeros(0, dtype=torch.bool, device=dev)
     head, tail, w = edges[keep, 0], edges[keep, 1], w[keep]
-    eps = (w.max() / w).double()                       # layout epochs between two samples of an edge
+    eps = (w.max() / w).double() if len(w) else w.double()                       # layout epochs between two samples of an edge
     eps_neg = eps / max(negative_sample_rate, 1)
     next_sample = eps.clone()
     next_neg = eps_neg.clone()
