@@ -117,9 +117,7 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
     own = (cx.edges < n).all(1)
     edges, weights = cx.edges[own], cx.weights[own]
     if warm:
-        # continue from the previous layout (before samples were moved for ppr), so a move made
-        # for the inverse's sake never pins a sample away from its neighbours for later epochs
-        prev_emb = torch.from_numpy(prev_fit.get("layout", prev_fit["embedding"])).float().to(device)
+        prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
         if prev_model is not None and prev_model.dim == H.shape[1]:
             # the previous encoder applied to the new features moves each point by its feature change
             start = prev_emb + batched(prev_model.encode, H) - batched(prev_model.encode, prev_h)
@@ -134,7 +132,6 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
         pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
                               anchor_weight=pull, progress=bar)
-    layout = pos.clone()
     pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
     timings["layout_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -146,16 +143,18 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
     model.set_output_frame(pos[:n])
     with torch.no_grad():
         teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
+    pred = teacher[:n].argmax(1)
+    timings["nn_rate_layout"] = _nn_rate(cx.knn, pos[:n])
     with Progress(2 * steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
         history = fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, encoder=False)
         # ppr first: a sample the decoder cannot give its class where it lies moves next to a neighbour
-        timings["nn_rate_layout"] = _nn_rate(cx.knn, pos[:n])
-        shown, moved = place_failures(model, head, pos[:n], teacher[:n].argmax(1), cx.knn)
+        # where it can (see place_failures)
+        shown, moved = place_failures(model, head, pos[:n], pred, cx.knn)
         pos = torch.cat([shown, pos[n:]])
         history += fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, decoder=False)
     timings["maps_s"] = time.perf_counter() - t
     timings["moved_for_ppr"] = moved
-    return model, pos[:n].contiguous(), pos[n:].contiguous(), layout, {"steps": steps, "layout_epochs": epochs,
+    return model, pos[:n].contiguous(), pos[n:].contiguous(), {"steps": steps, "layout_epochs": epochs,
                                                              "loss_history": history, **timings}
 
 
@@ -184,7 +183,7 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
     prev_model, rate, prev_fit, prev_emb, step, prev_knn, prev_h_t = None, None, None, None, None, None, None
     if prev_epoch is not None:
         prev_model = load_vismodel(run.fit_dir(prev_epoch)).to(device)
-        prev_fit = load_npz(run.fit_dir(prev_epoch) / "fit.npz")
+        prev_fit = load_npz(run.fit_dir(prev_epoch) / "fit.npz", ("knn", "embedding"))
         prev_knn = torch.from_numpy(prev_fit["knn"]).to(device)
         if prev_knn.shape[0] != n or prev_knn.shape[1] < cx.knn.shape[1]:
             prev_fit, prev_knn = None, None      # another k or N: no temporal terms
@@ -197,10 +196,9 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
                 prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
 
     if cfg.engine == "layout":
-        model, emb, bemb, layout, info = _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit,
+        model, emb, bemb, info = _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit,
                                          prev_knn, prev_h_t, progress)
     else:
-        layout = None
         model, emb, bemb, info = _parametric(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, rate,
                                              prev_emb, step, progress)
     t = time.perf_counter()
@@ -230,8 +228,7 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
         save_npz(tmp / "fit.npz", embedding=emb_np, boundary_embedding=bemb.cpu().numpy().astype(np.float32),
                  extent=np.asarray(extent, np.float64), background=background, grid_class=grid_class,
                  knn=cx.knn.cpu().numpy().astype(np.int32), high_step=high_step, low_step=low_step,
-                 recon_predictions=recon_probs.argmax(1).astype(np.int64),
-                 **({} if layout is None else {"layout": layout.cpu().numpy().astype(np.float32)}))
+                 recon_predictions=recon_probs.argmax(1).astype(np.int64))
         save_npz(tmp / "model.npz", **model.arrays())
         write_json(tmp / "model.json", model.describe())
         write_json(tmp / "metrics.json", metrics)

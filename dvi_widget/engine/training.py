@@ -230,10 +230,11 @@ def place_failures(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: to
     """Layout engine, last step: move each sample whose prediction the decoder does not give at its position.
 
     The decoder cannot carve an island for every sample whose predicted class differs from its 2-D
-    neighbours'; such a sample is moved next to its nearest high-D neighbour (of its ``knn`` row) that
-    has the same predicted class and is shown where the decoder gives that class, or else next to the
-    nearest such sample in 2-D; it lands ``offset`` of the way from that anchor back toward its old
-    position, or on the anchor if that point decodes to another class. Returns (positions, moved).
+    neighbours'. Such a sample i moves next to one of its high-D neighbours j (its ``knn`` row) that has
+    the same predicted class and is shown where the decoder gives that class: the j whose 2-D
+    neighbourhood shares most of i's high-D neighbours (so i's own neighbourhood suffers least), or,
+    with no such j, the nearest such sample in 2-D. It lands ``offset`` of the way from j back toward
+    its old position, or on j if that point decodes to another class. Returns (positions, moved).
     Samples of a class the decoder shows nowhere stay where they are.
     """
     from .knn import exact_knn
@@ -246,16 +247,28 @@ def place_failures(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: to
     nb = knn[fail]                                           # (F, k) high-D neighbours
     good = ok[nb] & (pred[nb] == pred[fail][:, None])
     has = good.any(1)
-    first = good.float().argmax(1)                           # nearest qualifying neighbour
-    anchor = torch.full((len(fail),), -1, dtype=torch.long, device=pos.device)
-    anchor[has] = nb[has, first[has]]
+    # score each candidate spot by how many of i's high-D neighbours are its 2-D neighbours
+    F, k = nb.shape
+    low, _ = exact_knn(pos, k, queries=pos[nb.reshape(-1)], query_index=nb.reshape(-1))
+    low = low.reshape(F, k, k)
+    shared = (low[:, :, :, None] == nb[:, None, None, :]).any(3).sum(2).float()   # (F, k)
+    rank_bonus = torch.linspace(0.5, 0.0, k, device=pos.device)[None, :]          # ties: nearest in high-D
+    score = torch.where(good, shared + rank_bonus, torch.full_like(shared, -1.0))
+    best = score.argmax(1)
+    anchor = torch.full((F,), -1, dtype=torch.long, device=pos.device)
+    anchor[has] = nb[has, best[has]]
     for c in torch.unique(pred[fail[~has]]).tolist():        # no such neighbour: nearest in 2-D
         rows = torch.nonzero(~has & (pred[fail] == c)).flatten()
         pool = torch.nonzero(ok & (pred == c)).flatten()
-        if not len(pool):
-            continue
-        near, _ = exact_knn(pos[pool], 1, queries=pos[fail[rows]])
-        anchor[rows] = pool[near[:, 0]]
+        if len(pool):
+            near, _ = exact_knn(pos[pool], 1, queries=pos[fail[rows]])
+            anchor[rows] = pool[near[:, 0]]
+        else:
+            # the decoder gives this class at none of its samples: gather them around their medoid,
+            # so the decoder's next pass can give the class to one region
+            members = torch.nonzero(pred == c).flatten()
+            centre = pos[members].median(0).values
+            anchor[rows] = members[(pos[members] - centre).norm(dim=1).argmin()]
     movable = anchor >= 0
     f, a = fail[movable], anchor[movable]
     target = pos[a] + offset * (pos[f] - pos[a])
