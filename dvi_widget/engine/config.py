@@ -41,11 +41,12 @@ class FitConfig:
         Layout engine's first-epoch positions: ``"pca"`` (umap-learn's ``init="pca"``) or ``"random"``.
     layout_epochs_first : int, default 250
         Layout engine: passes over the edge set for the first (cold) epoch (umap-learn: 200-500).
-    layout_epochs : int, default 40
-        Layout engine: passes for each later (warm-started) epoch (>= 0).
+    layout_epochs : int, default 120
+        Layout engine: passes for each later (warm-started) epoch (>= 0). Fewer passes hold the
+        picture stiller but leave neighbourhoods from the previous epoch's features.
     layout_lr : float, default 0.5
         Layout engine: initial SGD rate of a cold layout (umap-learn's ``learning_rate``: 1.0), decays to 0.
-    layout_lr_warm : float, default 0.3
+    layout_lr_warm : float, default 0.8
         Layout engine: initial SGD rate of a warm-started layout.
     align_weight : float, default 0.05
         Layout engine: per layout epoch, each sample moves this share of the way back to its previous
@@ -58,10 +59,11 @@ class FitConfig:
         Edges (parametric) or nodes (layout) per optimiser step (>= 2).
     lr : float, default 4e-3
         Adam learning rate of the encoder/decoder (> 0).
-    steps_first : int, default 900
-        Optimiser steps of the encoder/decoder for the first epoch (>= 1).
-    steps : int, default 300
-        Steps for each later epoch, warm-started from the previous epoch's model (>= 0).
+    steps_first : int, default 400
+        Optimiser steps of the encoder/decoder for the first epoch (>= 1). The layout engine runs
+        this many for the decoder, then as many for the encoder (parametric presets: 900 joint steps).
+    steps : int, default 150
+        Steps for each later epoch, warm-started from the previous epoch's model (>= 0; parametric: 300).
     umap_weight : float, default 1.0
         Parametric engine: weight of the UMAP cross-entropy (>= 0).
     recon_weight : float, default 1.0
@@ -101,16 +103,16 @@ class FitConfig:
     negative_sample_rate: int = 8
     init: str = "pca"
     layout_epochs_first: int = 250
-    layout_epochs: int = 40
+    layout_epochs: int = 120
     layout_lr: float = 0.5
-    layout_lr_warm: float = 0.3
+    layout_lr_warm: float = 0.8
     align_weight: float = 0.05
     width: int = 128
     depth: int = 3
     batch_size: int = 1024
     lr: float = 4e-3
-    steps_first: int = 900
-    steps: int = 300
+    steps_first: int = 400
+    steps: int = 150
     umap_weight: float = 1.0
     recon_weight: float = 1.0
     temporal_weight: float = 0.3
@@ -133,7 +135,8 @@ class FitConfig:
     @classmethod
     def parametric(cls, **overrides) -> "FitConfig":
         """The first engine: a parametric MLP trained on sampled edges (shown = encode(h))."""
-        return cls(**{"engine": "parametric", "negative_sample_rate": 5, **overrides})
+        return cls(**{"engine": "parametric", "negative_sample_rate": 5, "steps_first": 900, "steps": 300,
+                      **overrides})
 
     @classmethod
     def reference(cls, **overrides) -> "FitConfig":
