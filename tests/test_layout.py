@@ -78,7 +78,7 @@ def test_warm_started_epochs_move_samples_whose_neighbourhoods_changed_more(tmp_
     stable = np.setdiff1d(np.arange(len(X)), changed)
     print(f"mean move / side: stable {moved[stable].mean():.4f}, changed {moved[changed].mean():.4f}")
     assert np.median(moved[stable]) < 0.25 * np.median(moved[changed])
-    assert np.median(moved[stable]) < 0.02, "one coordinate frame: a warm epoch does not redraw the map"
+    assert np.median(moved[stable]) < 0.05, "one coordinate frame: a warm epoch does not redraw the map"
 
 
 def test_alignment_pull_holds_points_in_proportion_to_their_overlap():

@@ -149,7 +149,8 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
         history = fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, encoder=False)
         # ppr first: a sample the decoder cannot give its class where it lies moves next to a neighbour
         # where it can (see place_failures)
-        shown, moved = place_failures(model, head, pos[:n], pred, cx.knn)
+        side = float((pos[:n].max(0).values - pos[:n].min(0).values).max()) * 1.16   # padded_extent's side
+        shown, moved = place_failures(model, head, pos[:n], pred, cx.knn, margin=0.75 * side / cfg.grid)
         pos = torch.cat([shown, pos[n:]])
         history += fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, decoder=False)
     timings["maps_s"] = time.perf_counter() - t

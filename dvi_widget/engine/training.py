@@ -226,16 +226,17 @@ def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positio
 
 @torch.no_grad()
 def place_failures(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: torch.Tensor, knn: torch.Tensor,
-                   offset: float = 0.05) -> tuple[torch.Tensor, int]:
+                   margin: float = 0.0, bisections: int = 10) -> tuple[torch.Tensor, int]:
     """Layout engine, last step: move each sample whose prediction the decoder does not give at its position.
 
     The decoder cannot carve an island for every sample whose predicted class differs from its 2-D
-    neighbours'. Such a sample i moves next to one of its high-D neighbours j (its ``knn`` row) that has
-    the same predicted class and is shown where the decoder gives that class: the j whose 2-D
-    neighbourhood shares most of i's high-D neighbours (so i's own neighbourhood suffers least), or,
-    with no such j, the nearest such sample in 2-D. It lands ``offset`` of the way from j back toward
-    its old position, or on j if that point decodes to another class. Returns (positions, moved).
-    Samples of a class the decoder shows nowhere stay where they are.
+    neighbours'. Such a sample i moves the shortest way into a region where the decoder gives its
+    class: toward each of its high-D neighbours j (its ``knn`` row) that has the same predicted class
+    and is shown where the decoder gives it, the boundary is found by bisection on the segment i -> j,
+    and i goes ``margin`` past it (a map pixel, so the map under the point shows the class too); the
+    nearest of these spots wins. With no such neighbour, the nearest such sample in 2-D serves as j.
+    A class the decoder gives at none of its samples is gathered around its medoid. Returns
+    (positions, number of samples moved).
     """
     from .knn import exact_knn
     fail = inverse_failures(model, head, pos, pred)
@@ -245,33 +246,50 @@ def place_failures(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: to
     ok = torch.ones(len(pos), dtype=torch.bool, device=pos.device)
     ok[fail] = False
     nb = knn[fail]                                           # (F, k) high-D neighbours
-    good = ok[nb] & (pred[nb] == pred[fail][:, None])
-    has = good.any(1)
-    # score each candidate spot by how many of i's high-D neighbours are its 2-D neighbours
     F, k = nb.shape
-    low, _ = exact_knn(pos, k, queries=pos[nb.reshape(-1)], query_index=nb.reshape(-1))
-    low = low.reshape(F, k, k)
-    shared = (low[:, :, :, None] == nb[:, None, None, :]).any(3).sum(2).float()   # (F, k)
-    rank_bonus = torch.linspace(0.5, 0.0, k, device=pos.device)[None, :]          # ties: nearest in high-D
-    score = torch.where(good, shared + rank_bonus, torch.full_like(shared, -1.0))
-    best = score.argmax(1)
-    anchor = torch.full((F,), -1, dtype=torch.long, device=pos.device)
-    anchor[has] = nb[has, best[has]]
-    for c in torch.unique(pred[fail[~has]]).tolist():        # no such neighbour: nearest in 2-D
-        rows = torch.nonzero(~has & (pred[fail] == c)).flatten()
+    good = ok[nb] & (pred[nb] == pred[fail][:, None])
+    # candidates: the qualifying high-D neighbours, plus the nearest qualifying sample in 2-D
+    extra = torch.full((F,), -1, dtype=torch.long, device=pos.device)
+    for c in torch.unique(pred[fail]).tolist():
+        rows = torch.nonzero(pred[fail] == c).flatten()
         pool = torch.nonzero(ok & (pred == c)).flatten()
         if len(pool):
             near, _ = exact_knn(pos[pool], 1, queries=pos[fail[rows]])
-            anchor[rows] = pool[near[:, 0]]
-        else:
-            # the decoder gives this class at none of its samples: gather them around their medoid,
-            # so the decoder's next pass can give the class to one region
+            extra[rows] = pool[near[:, 0]]
+        else:   # the decoder gives this class at none of its samples: gather them at their medoid
             members = torch.nonzero(pred == c).flatten()
             centre = pos[members].median(0).values
-            anchor[rows] = members[(pos[members] - centre).norm(dim=1).argmin()]
-    movable = anchor >= 0
-    f, a = fail[movable], anchor[movable]
-    target = pos[a] + offset * (pos[f] - pos[a])
-    placed = head(model.decode(target)).argmax(1) == pred[f]
-    pos[f] = torch.where(placed[:, None], target, pos[a])
-    return pos, int(movable.sum())
+            pos[fail[rows]] = pos[members[(pos[members] - centre).norm(dim=1).argmin()]].clone()
+    cand = torch.cat([nb, extra[:, None]], 1)                # (F, k + 1)
+    valid = torch.cat([good, (extra >= 0)[:, None]], 1)
+    f_rep = fail[:, None].expand(F, k + 1)[valid]
+    j_rep = cand[valid]
+    if not len(f_rep):
+        return pos, 0
+    start, end = pos[f_rep], pos[j_rep]
+    cls = pred[f_rep]
+
+    def passes(t: torch.Tensor) -> torch.Tensor:
+        z = start + t[:, None] * (end - start)
+        return batched(lambda q: head(model.decode(q)), z).argmax(1) == cls
+    lo = torch.zeros(len(f_rep), device=pos.device)
+    hi = torch.ones(len(f_rep), device=pos.device)
+    for _ in range(bisections):
+        mid = (lo + hi) / 2
+        p = passes(mid)
+        hi = torch.where(p, mid, hi)
+        lo = torch.where(p, lo, mid)
+    length = (end - start).norm(dim=1).clamp_min(1e-12)
+    t = (hi + margin / length).clamp_max(1.0)
+    t = torch.where(passes(t), t, torch.ones_like(t))        # past the boundary, or on j itself
+    dist = t * length
+    # the nearest spot per failing sample
+    order = torch.argsort(dist)
+    f_sorted = f_rep[order]
+    uniq, inv = torch.unique(f_sorted, return_inverse=True)
+    best = torch.full((len(uniq),), len(order), dtype=torch.long, device=pos.device)
+    best.scatter_reduce_(0, inv, torch.arange(len(order), device=pos.device), reduce="amin")
+    pick = order[best]
+    z = start[pick] + t[pick, None] * (end[pick] - start[pick])
+    pos[f_rep[pick]] = z
+    return pos, int(len(uniq))
