@@ -963,6 +963,40 @@ def case_benchmark(case: str, opts, workdir: Path) -> dict:
                 runs[preset] = str(dst)
             for preset in others:
                 configs[preset] = futs[preset].result()
+    return summarise_case(case, opts, workdir, rec, umap_res, configs, runs)
+
+
+def stage_result(workdir: Path, name: str, label: str) -> dict | None:
+    f = workdir / f"{name}-{label}-result.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def assemble_case(case: str, opts, workdir: Path) -> dict:
+    """The case's tables from the stage results already in ``workdir`` (``--assemble``: stages that
+    were run, or finished, outside one invocation); the pictures are drawn again."""
+    presets = [p for p in opts.presets.split(",") if p]
+    rec = stage_result(workdir, "record", f"{case}-{presets[0]}")
+    if rec is None:
+        return {"error": f"no record result in {workdir}", "describe": case, "n_epochs": 0}
+    umap_res = None if opts.skip_umap else (stage_result(workdir, "umap", case) or {"error": "umap-learn did not finish"})
+    configs = {presets[0]: rec}
+    runs = {presets[0]: str(workdir / f"{case}-{presets[0]}")}
+    for preset in presets[1:]:
+        configs[preset] = stage_result(workdir, "fit", f"{case}-{preset}") or {"error": f"{preset} did not finish"}
+        runs[preset] = str(workdir / f"{case}-{preset}")
+    return summarise_case(case, opts, workdir, rec, umap_res, configs, runs)
+
+
+def summarise_case(case: str, opts, workdir: Path, rec: dict, umap_res: dict | None, configs: dict, runs: dict) -> dict:
+    """Rows, goals, pictures and notes of one case from its stages' results."""
+    quick = opts.quick
+    presets = list(configs)
+    capture_s = {e["epoch"]: e["capture_s"] for e in rec["epochs"]}
+    epochs = [e["epoch"] for e in rec["epochs"]]
+    n_epochs = len(epochs)
+    ref_epochs = min(opts.reference_epochs or (1 if quick else 2), n_epochs)
+    ppr_epochs = ([int(x) for x in opts.umap_ppr_epochs.split(",")] if opts.umap_ppr_epochs else [1, n_epochs])
+    umap_emb = workdir / f"{case}-umap-embeddings.npz"
     umap_ok = umap_res if umap_res and not umap_res.get("error") else None
     rows = []
     for label, res in configs.items():
@@ -1022,7 +1056,7 @@ def cases_benchmark(opts, command: str) -> dict:
     res = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "commit": git_commit(), "machine": machine(), "load_start": loadavg(), "cases": {}}
     for case in opts.cases.split(","):
-        res["cases"][case] = case_benchmark(case, opts, workdir)
+        res["cases"][case] = (assemble_case if opts.assemble else case_benchmark)(case, opts, workdir)
         res["cases"][case]["capture_s"] = {str(k): v for k, v in res["cases"][case].get("capture_s", {}).items()}
     res["load_end"] = loadavg()
     res["total_s"] = time.perf_counter() - t0
@@ -1173,6 +1207,8 @@ def main(argv=None) -> int:
     p.add_argument("--picture-size", type=int, default=440, help="map size of each picture, pixels")
     p.add_argument("--workdir", default=None, help="keep the run directories here (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directories")
+    p.add_argument("--assemble", action="store_true",
+                   help="only build the tables and pictures from the stage results already in --workdir")
     p.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     p.add_argument("--stage-args", help=argparse.SUPPRESS)
     p.add_argument("--stage-result", help=argparse.SUPPRESS)
