@@ -850,7 +850,9 @@ def threads_line(res: dict) -> str:
 
 
 def case_markdown(case: str, c: dict) -> list[str]:
-    lines = [f"#### {case}", "", f"Data: {c['describe']}; {c['n_epochs']} epochs.", ""]
+    planned = c.get("planned_epochs")
+    count = f"{c['n_epochs']} of {planned} epochs so far" if planned and planned != c["n_epochs"] else f"{c['n_epochs']} epochs"
+    lines = [f"#### {case}", "", f"Data: {c['describe']}; {count}.", ""]
     rows = c["rows"]
     lines += ["| configuration | capture+fit s/epoch | ÷ umap | ppr/train min | ppr/test min | map_consistency min "
               "| project_error med / p95 (worst) | nn_rate@15 min (mean) | nn_rate ÷ umap, worst epoch | stab_spearman "
@@ -971,20 +973,89 @@ def stage_result(workdir: Path, name: str, label: str) -> dict | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
+def _log_lines(paths: list[str]) -> list[str]:
+    out = []
+    for p in paths:
+        if Path(p).exists():
+            out += Path(p).read_text(errors="replace").splitlines()
+    return out
+
+
+def recover_stage(run: Path, lines: list[str], case: str, preset: str) -> dict | None:
+    """A stage that has not finished (or whose process ended): its fitted epochs' figures from the run
+    directory, its per-epoch seconds from its log lines; marked partial, peak RSS unknown."""
+    import re
+    import dvi_widget as dvi
+    try:
+        vis = dvi.Visualization(run)
+    except Exception:
+        return None
+    if not vis.epochs:
+        return None
+    pat = re.compile(rf"\s+{re.escape(case)} {re.escape(preset)} epoch (\d+): (.*)")
+    times: dict[int, dict] = {}
+    for ln in lines:
+        m = pat.search(ln)
+        if m:
+            times[int(m.group(1))] = {k: float(v) for k, v in re.findall(r"(train|capture|fit) ([\d.]+) s", m.group(2))}
+    eps = [e for e in vis.epochs if e in times]
+    if not eps:
+        return None
+    return {"preset": preset, "partial": True,
+            "epochs": [{"epoch": e, "capture_s": times[e].get("capture"), "fit_s": times[e]["fit"],
+                        "train_s": times[e].get("train"), "fit_peak_rss_mb": None, "fit_info": fit_info(run, e),
+                        "load": None} for e in eps],
+            "metrics": {str(e): vis.metrics[e] for e in eps}, "summary": vis.summary, "config": fit_config(run),
+            "threads": {}, "describe": None}
+
+
+def recover_umap(lines: list[str]) -> dict | None:
+    """umap-learn's per-epoch seconds, nn_rate and ppr from its log lines (a run that has not finished)."""
+    import re
+    pat = re.compile(r"umap epoch (\d+): fit_transform ([\d.]+) s, nn_rate ([\d.]+), ppr \((\d+) samples\) (\S+)")
+    warm = re.search(r"umap warm-up .*?: ([\d.]+) s", "\n".join(lines))
+    eps = []
+    n = 0
+    for ln in lines:
+        m = pat.search(ln)
+        if m:
+            n = int(m.group(4))
+            ppr = None if m.group(5) == "—" else float(m.group(5))
+            eps.append({"epoch": int(m.group(1)), "fit_transform_s": float(m.group(2)), "fit_peak_rss_mb": None,
+                        "inverse_ms_per_point": float("nan"), "load": None,
+                        "metrics": {"nn_rate@15": float(m.group(3)), "trustworthiness@15": None, "ppr": ppr}})
+    if not eps:
+        return None
+    return {"partial": True, "epochs": eps, "summary": {"stab_spearman": None}, "warm_s": float(warm.group(1)) if warm else float("nan"),
+            "warm_points": 5000, "random_state": None, "numba_threads": None, "ppr_samples": n,
+            "ppr_samples_train": n // 2, "ppr_samples_test": n - n // 2}
+
+
 def assemble_case(case: str, opts, workdir: Path) -> dict:
     """The case's tables from the stage results already in ``workdir`` (``--assemble``: stages that
     were run, or finished, outside one invocation); the pictures are drawn again."""
     presets = [p for p in opts.presets.split(",") if p]
-    rec = stage_result(workdir, "record", f"{case}-{presets[0]}")
+    lines = _log_lines(opts.logs.split(",") if opts.logs else [])
+    rec = stage_result(workdir, "record", f"{case}-{presets[0]}") or \
+        recover_stage(workdir / f"{case}-{presets[0]}", lines, case, presets[0])
     if rec is None:
         return {"error": f"no record result in {workdir}", "describe": case, "n_epochs": 0}
-    umap_res = None if opts.skip_umap else (stage_result(workdir, "umap", case) or {"error": "umap-learn did not finish"})
+    if rec.get("describe") is None:
+        rec["describe"] = load_case(case, opts.quick)["describe"]
+    args = workdir / f"record-{case}-{presets[0]}-args.json"
+    planned = json.loads(args.read_text())["epochs"] if args.exists() else None
+    umap_res = None if opts.skip_umap else (stage_result(workdir, "umap", case) or recover_umap(lines)
+                                            or {"error": "umap-learn did not finish"})
     configs = {presets[0]: rec}
     runs = {presets[0]: str(workdir / f"{case}-{presets[0]}")}
     for preset in presets[1:]:
-        configs[preset] = stage_result(workdir, "fit", f"{case}-{preset}") or {"error": f"{preset} did not finish"}
+        configs[preset] = (stage_result(workdir, "fit", f"{case}-{preset}")
+                           or recover_stage(workdir / f"{case}-{preset}", lines, case, preset)
+                           or {"error": f"{preset} did not finish"})
         runs[preset] = str(workdir / f"{case}-{preset}")
-    return summarise_case(case, opts, workdir, rec, umap_res, configs, runs)
+    out = summarise_case(case, opts, workdir, rec, umap_res, configs, runs)
+    out["planned_epochs"] = planned
+    return out
 
 
 def summarise_case(case: str, opts, workdir: Path, rec: dict, umap_res: dict | None, configs: dict, runs: dict) -> dict:
@@ -1045,6 +1116,12 @@ def summarise_case(case: str, opts, workdir: Path, rec: dict, umap_res: dict | N
                      f"(`--reference-epochs`): it costs minutes per epoch here.")
     if quick:
         notes.append(f"--quick: smaller data and fit overrides {QUICK_OVERRIDES}; the figures do not describe the presets.")
+    for label, res in list(configs.items()) + [("umap-learn", umap_res or {})]:
+        if res.get("partial"):
+            notes.append(f"**{label}: partial** — epochs {', '.join(str(e['epoch']) for e in res['epochs'])} only: the "
+                         f"run was still going when these tables were assembled (`--assemble --logs`); figures from its "
+                         f"run directory, seconds from its log, peak RSS and load not recorded"
+                         + (", trustworthiness and stab_spearman not in its log" if label == "umap-learn" else "") + ".")
     return {"describe": rec["describe"], "n_epochs": n_epochs, "rows": rows, "configs": configs, "umap": umap_res,
             "capture_s": capture_s, "pictures": pics.get("pictures", {}), "notes": notes}
 
@@ -1207,6 +1284,9 @@ def main(argv=None) -> int:
     p.add_argument("--picture-size", type=int, default=440, help="map size of each picture, pixels")
     p.add_argument("--workdir", default=None, help="keep the run directories here (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directories")
+    p.add_argument("--logs", default=None,
+                   help="with --assemble: log files of stages that did not finish (comma-separated); their epochs so "
+                        "far are recovered from the run directories and these logs, marked partial")
     p.add_argument("--assemble", action="store_true",
                    help="only build the tables and pictures from the stage results already in --workdir")
     p.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
