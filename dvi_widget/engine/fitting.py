@@ -22,6 +22,7 @@ from ..store.heads import load_head
 from .metrics import epoch_metrics, query_subset
 from ..palette import class_colors
 from ..progress import Progress, track
+from ..store.lock import writes_run
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
 from .training import neighbour_preserving_rate, train_projection
 from .vismodel import VisModel, batched
@@ -148,6 +149,7 @@ def _stale(run: RunDir, recorded: list[int], fitted: set[int]) -> list[int]:
     return []
 
 
+@writes_run("dvi.fit")   # one writer per run; leftovers of killed writers are recovered under the lock
 def fit(run: str | os.PathLike, *, preset: str | None = None, device: str = "auto", refit: bool = False,
         progress: bool = True, **options):
     """Fit every recorded epoch not yet fitted and return the :class:`Visualization`.
@@ -176,7 +178,7 @@ def fit(run: str | os.PathLike, *, preset: str | None = None, device: str = "aut
     recorded = rd.recorded_epochs()
     if not recorded:
         raise DVIError(f"no epochs recorded in {rd.path}; call Recorder.capture() first")
-    todo = _stale(rd, recorded, set(rd.fitted_epochs()))
+    todo = _stale(rd, recorded, set(rd.fitted_epochs(verify=True)))   # only whole fits count as fitted
     dev = resolve_device(device)
     for e in track(todo, "fitting epochs", unit="epoch", enabled=progress and len(todo) > 1):
         pos = recorded.index(e)
