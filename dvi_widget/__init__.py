@@ -15,7 +15,10 @@ def __getattr__(name: str):
     if name == "DVIWidget":
         from .widget.widget import DVIWidget
         return DVIWidget
+    if name == "compare":
+        from .widget.compare import compare
+        return compare
     raise AttributeError(f"module 'dvi_widget' has no attribute {name!r}")
 
 
-__all__ = ["Recorder", "fit", "Visualization", "DVIWidget", "FitConfig", "DVIError", "RunFileError"]
+__all__ = ["Recorder", "fit", "Visualization", "DVIWidget", "compare", "FitConfig", "DVIError", "RunFileError"]

@@ -318,3 +318,26 @@ class Visualization:
         """One self-contained offline HTML page of the widget (see ``dvi_widget.export``)."""
         from .outputs.export import export_html
         return export_html(self, path, **kw)
+
+    # ---- analyses (dvi_widget/analysis: training dynamics, neighbours, probes) ----
+    def dynamics(self, *, upto: int | None = None, epochs=None, margin: str = "auto", pandas: bool | None = None,
+                 progress: bool = True):
+        """Per-sample training dynamics: forgetting events, first-learned epoch, never-learned,
+        cartography (confidence, variability, correctness), area under the margin, prediction flips.
+
+        A pandas DataFrame (a dict of arrays without pandas); see ``dvi_widget.analysis.dynamics``.
+        """
+        from .analysis.dynamics import dynamics
+        return dynamics(self, upto=upto, epochs=epochs, margin=margin, pandas=pandas, progress=progress)
+
+    def neighbours(self, epoch: int, i: int, k: int = 15, *, pandas: bool | None = None):
+        """Sample ``i``'s k nearest neighbours in feature space at ``epoch``, with their distances and
+        whether each is also a 2-D neighbour (see ``dvi_widget.analysis.neighbours``)."""
+        from .analysis.neighbours import neighbours
+        return neighbours(self, epoch, i, k, pandas=pandas)
+
+    def probe(self, epoch: int, xy, k: int = 5) -> dict:
+        """What the map decodes at 2-D location(s) ``xy``: class probabilities, nearest samples and the
+        decoded point's distance to the data (see ``dvi_widget.analysis.probe``)."""
+        from .analysis.probe import probe
+        return probe(self, epoch, xy, k)

@@ -4,8 +4,12 @@
  * (little-endian: the word is 0xAABBGGRR).
  */
 
-export const CORRECT_RGB = [26, 150, 65]; // green-teal: prediction equals label
-export const WRONG_RGB = [215, 25, 28]; // red: misclassified
+import { STYLE } from "./style.js";
+
+// "correct?" colouring: Okabe-Ito blue (prediction equals label) and orange
+// (misclassified), told apart with red-green colour blindness (style.json colors).
+export const CORRECT_RGB = parseHex(STYLE.colors.correct);
+export const WRONG_RGB = parseHex(STYLE.colors.wrong);
 
 /** "#1f77b4" -> [31, 119, 180]. */
 export function parseHex(hex) {

@@ -5,12 +5,14 @@
  *   sx = (x - cx) * k + width / 2,   sy = (cy - y) * k + height / 2
  */
 
+import { STYLE } from "./style.js";
+
 export function makeView(cx, cy, k) {
   return { cx, cy, k };
 }
 
 /** A view that fits extent [xmin, xmax, ymin, ymax] in width x height with a margin. */
-export function fitView(extent, width, height, margin = 0.04) {
+export function fitView(extent, width, height, margin = STYLE.view.margin) {
   const [x0, x1, y0, y1] = extent;
   const w = Math.max(x1 - x0, 1e-9), h = Math.max(y1 - y0, 1e-9);
   const k = Math.min(width / w, height / h) * (1 - 2 * margin);
