@@ -520,7 +520,7 @@ def test_nan_in_recorded_features_is_named_by_fit(small_run_copy):
     h[5, 2] = np.nan
     _save_like(f, features=h)
     with pytest.raises(dvi.RunFileError, match="NaN") as e:
-        dvi.fit(small_run_copy, progress=False, **TINY_FIT)
+        dvi.fit(small_run_copy, progress=False)   # the options the run was fitted with
     assert_names(e, f)
 
 

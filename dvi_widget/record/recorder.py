@@ -19,7 +19,7 @@ from ..progress import Progress, track
 from .features import Inputs, as_matrix, check_finite, extract, module_device, resolve_features
 from ..store.heads import describe_head, save_head
 from ..store import lock as writer_lock
-from ..store.rundir import SPLITS, RunDir, clear_run, label_hash, save_npz, write_json
+from ..store.rundir import SPLITS, RunDir, check_clearable, clear_run, is_our_run, label_hash, save_npz, write_json
 from .thumbnails import make_thumbnails
 
 
@@ -132,6 +132,11 @@ class Recorder:
         if path.exists() and not is_run and any(p.name not in (writer_lock.LOCK_NAME, writer_lock.HOLDER_NAME)
                                                  for p in path.iterdir()):
             raise DVIError(f"{path} exists and is not a dvi_widget run directory; "
+                           f"choose another path (overwrite=True only replaces run directories)")
+        if is_run and overwrite:
+            check_clearable(path)   # before the lock: nothing is written into a folder that is not a run
+        if is_run and not is_our_run(path):
+            raise DVIError(f"{path} exists and is not a dvi_widget run directory (its meta.json is not a run's); "
                            f"choose another path (overwrite=True only replaces run directories)")
         try:
             path.mkdir(parents=True, exist_ok=True)

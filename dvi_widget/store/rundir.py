@@ -449,6 +449,28 @@ class RunDir:
         yield from self.path.rglob("*")
 
 
+def is_our_run(path: Path) -> bool:
+    """True when ``path/meta.json`` carries dvi_widget's run format marker."""
+    try:
+        meta = json.loads((Path(path) / "meta.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def check_clearable(path: Path) -> None:
+    """Raise a DVIError unless ``path`` is provably a dvi_widget run that ``overwrite=True`` may empty."""
+    path = Path(path)
+    if not is_our_run(path):
+        raise DVIError(f"overwrite=True refused: {path / 'meta.json'} is not a dvi_widget run's "
+                       f"(no \"format\": \"{FORMAT}\"); nothing was removed")
+    odd = run_entries_unexpected(path)
+    if odd:
+        raise DVIError(f"overwrite=True refused: {path} holds entries a dvi_widget run never has "
+                       f"({odd[:5]}{' ...' if len(odd) > 5 else ''}); nothing was removed. Move them away or "
+                       f"choose another path")
+
+
 def clear_run(path: Path) -> list[str]:
     """Empty a run directory for ``overwrite=True``; refuses anything not provably a dvi_widget run.
 
@@ -457,18 +479,7 @@ def clear_run(path: Path) -> list[str]:
     """
     from .lock import HOLDER_NAME, LOCK_NAME
     path = Path(path)
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise DVIError(f"overwrite=True refused: {path / 'meta.json'} is not a dvi_widget run's "
-                       f"(no \"format\": \"{FORMAT}\"); nothing was removed")
-    odd = run_entries_unexpected(path)
-    if odd:
-        raise DVIError(f"overwrite=True refused: {path} holds entries a dvi_widget run never has "
-                       f"({odd[:5]}{' ...' if len(odd) > 5 else ''}); nothing was removed. Move them away or "
-                       f"choose another path")
+    check_clearable(path)
     removed = []
     for p in sorted(path.iterdir(), key=lambda q: (q.name == "meta.json", q.name)):   # meta.json last
         if p.name in (LOCK_NAME, HOLDER_NAME):
