@@ -287,7 +287,6 @@ def measure(browser, server, n: int, e: int, map_size: int, bytes_per_epoch: boo
             results["ws_frames"] = len(frames)
         results["build_s"] = float(kernel_exec(page, "print(build_s)").strip())
         results["load_after"] = [round(v, 2) for v in os.getloadavg()]
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")  # free the kernel
     finally:
         page.close()
     return results
