@@ -207,7 +207,7 @@ class Visualization:
 
     @property
     def metrics(self) -> dict[int, dict[str, float]]:
-        """{epoch: {name: value}}, see DESIGN.md's Metrics."""
+        """{epoch: {name: value}}, see README.md, "The engine" (the metrics)."""
         if self._metrics is None:
             self._metrics = {e: _check_metrics(self.run.fit_dir(e) / "metrics.json") for e in self._epochs}
         return {e: dict(m) for e, m in self._metrics.items()}
