@@ -5,7 +5,9 @@ points, playback over epochs, hover, inspector, lasso selection, trails,
 filters and the faithfulness panel. The JavaScript lives in js/ and ships as
 one bundle in dvi_widget/widget/static/widget.js.
 
-How data travels (see DESIGN.md, Widget):
+What travels and who writes it is in PROTOCOL.md (repository root); the trait
+tables and codecs are in `protocol.py`, the display sample and thumbnail atlas
+in `sampling.py`. In short:
 - Everything per sample goes as binary buffers (float32 positions, uint8 or
   uint16 classes, uint16-quantised probabilities, PNG maps), never as JSON
   lists of numbers.
@@ -15,33 +17,55 @@ How data travels (see DESIGN.md, Widget):
   carries model references, not arrays.
 - Thumbnails go up front as one uint8 atlas, so hover and the inspector keep
   working while the kernel is busy in a training loop.
+- The page may write only the view state (epoch, selection, filters, view,
+  point size and opacity); each such write is validated here, and a write to a
+  data trait, or a bad value, is refused and the page is put back.
 """
 from __future__ import annotations
 
-import io
+import json
 import math
+import numbers
 import pathlib
-from typing import Any, Iterable, Sequence
+from itertools import islice
+from typing import Any, Iterable
 
 import anywidget
 import ipywidgets
 import numpy as np
 import traitlets
-from PIL import Image
 
-__all__ = ["DVIWidget", "EpochData", "WidgetValueError"]
+from .protocol import (
+    BROWSER_WRITABLE,
+    MAX_SELECTION,
+    WIDGET_TRAITS,
+    class_dtype as _class_dtype,
+    encode_classes,
+    encode_png,
+    encode_positions,
+    encode_probabilities,
+    finite_metrics,
+    indices_from_json as _indices_from_json,
+    indices_to_json as _indices_to_json,
+)
+from .sampling import stratified_sample, thumbnail_atlas
+
+__all__ = ["DVIWidget", "EpochData", "WidgetValueError", "stratified_sample", "encode_classes",
+           "encode_probabilities", "encode_png", "MAX_SELECTION"]
 
 STATIC = pathlib.Path(__file__).parent / "static"
 
-#: Browser-to-kernel messages are capped at 10 MB (Tornado); a selection of
-#: uint32 indices must fit, with room for the message envelope.
-MAX_SELECTION = (10 * 1024 * 1024 - 64 * 1024) // 4
+#: The drawing rules shared with the JS bundle (the user controls' ranges come from here).
+STYLE = json.loads((pathlib.Path(__file__).parents[1] / "style.json").read_text(encoding="utf-8"))
 
 #: Default cap on the number of points the browser draws (see `max_points`).
 DEFAULT_MAX_POINTS = 100_000
 
 #: Default cap on the size of the thumbnail atlas sent up front, in bytes.
 DEFAULT_THUMBNAIL_BUDGET = 24 * 1024 * 1024
+
+#: Data traits: Python writes them, the page never may (a page write is refused and reverted).
+READ_ONLY_FROM_PAGE = frozenset(t.name for t in WIDGET_TRAITS if t.writer == "python")
 
 
 class WidgetValueError(traitlets.TraitError, ValueError):
@@ -52,77 +76,22 @@ class WidgetValueError(traitlets.TraitError, ValueError):
     """
 
 
-# ---------------------------------------------------------------- encoding
+class _EpochNumber(traitlets.Int):
+    """An epoch number, or None only while a live widget has no epoch yet.
 
-def _class_dtype(n_classes: int) -> np.dtype:
-    """uint8 while classes fit in a byte, else uint16 (the JS side mirrors this)."""
-    return np.dtype(np.uint8) if n_classes <= 256 else np.dtype(np.uint16)
+    traitlets skips validators for None when `allow_none` is set, so None is
+    checked here, before that shortcut.
+    """
 
+    def _validate(self, obj: Any, value: Any) -> Any:
+        if value is None and getattr(obj, "_sent", None):
+            raise WidgetValueError(f"epoch cannot be None; valid epochs: {sorted(obj._sent)}")
+        return super()._validate(obj, value)
 
-def encode_classes(values: np.ndarray, n_classes: int) -> bytes:
-    """Class indices as uint8 / uint16 bytes."""
-    return np.ascontiguousarray(values, dtype=_class_dtype(n_classes)).tobytes()
-
-
-def encode_probabilities(p: np.ndarray) -> bytes:
-    """Probabilities in [0, 1] quantised to uint16 (resolution 1.5e-5): half of float32."""
-    q = np.rint(np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0) * 65535.0)
-    return q.astype("<u2").tobytes()
-
-
-def encode_png(rgba: np.ndarray) -> bytes:
-    """An (H, W, 4) uint8 map as PNG bytes (Pillow)."""
-    arr = np.ascontiguousarray(rgba, dtype=np.uint8)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ValueError(f"background must be (H, W, 4) uint8, got shape {arr.shape}")
-    buf = io.BytesIO()
-    Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB").save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
-
-
-def _indices_to_json(value: Sequence[int] | None, widget: Any) -> memoryview:
-    """`selected` travels as a little-endian uint32 buffer."""
-    return memoryview(np.asarray(value or [], dtype="<u4").tobytes())
-
-
-def _indices_from_json(value: Any, widget: Any) -> list[int]:
-    if value is None:
-        return []
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return np.frombuffer(bytes(value), dtype="<u4").astype(np.int64).tolist()
-    return [int(v) for v in value]
-
-
-def stratified_sample(labels: np.ndarray, split: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
-    """Sorted global indices of at most `max_points` samples, keeping each
-    (label, split) group's share (largest-remainder rounding; every group with
-    members keeps at least one when the budget allows)."""
-    n = len(labels)
-    if max_points >= n:
-        return np.arange(n, dtype=np.int64)
-    if max_points < 1:
-        raise ValueError(f"max_points must be at least 1, got {max_points}")
-    keys = labels.astype(np.int64) * 2 + (np.asarray(split) == "test")
-    groups, inverse = np.unique(keys, return_inverse=True)
-    counts = np.bincount(inverse)
-    quota = counts * (max_points / n)
-    take = np.floor(quota).astype(np.int64)
-    if len(groups) <= max_points:
-        take = np.maximum(take, (counts > 0).astype(np.int64))
-    rest = max_points - take.sum()
-    if rest > 0:  # largest remainders first
-        order = np.argsort(-(quota - np.floor(quota)), kind="stable")
-        for g in order:
-            if rest == 0:
-                break
-            if take[g] < counts[g]:
-                take[g] += 1
-                rest -= 1
-    while take.sum() > max_points:  # minimum-one rule overshot: trim largest groups
-        take[np.argmax(take)] -= 1
-    rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(inverse == g), size=int(t), replace=False) for g, t in enumerate(take) if t > 0]
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
+    def validate(self, obj: Any, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise WidgetValueError(f"epoch must be an epoch number (int), got {value!r}")
+        return int(value)
 
 
 # ---------------------------------------------------------------- models
@@ -149,6 +118,12 @@ class EpochData(ipywidgets.Widget):
         """Bytes of the binary buffers this epoch carries."""
         return sum(len(b) for b in (self.positions, self.predictions, self.confidence, self.label_prob, self.background))
 
+    def set_state(self, sync_data: dict) -> None:
+        """A page never writes an epoch's data: any write is ignored and the page put back."""
+        if sync_data:
+            self.log.warning("dvi_widget: the page tried to change epoch data %s; ignored", sorted(sync_data))
+            self.send_state(sorted(k for k in sync_data if k in self.keys))
+
 
 class DVIWidget(anywidget.AnyWidget):
     """Interactive DVI map of a fitted run.
@@ -171,7 +146,8 @@ class DVIWidget(anywidget.AnyWidget):
 
     Synced state: `epoch` (an epoch number), `selected` (sample indices),
     and the view options (`color_by`, `split_filter`, `hidden_classes`,
-    `only_misclassified`, `only_flipped`, `show_trails`, `view`).
+    `only_misclassified`, `only_flipped`, `show_trails`, `view`, `point_size`,
+    `point_opacity`). PROTOCOL.md lists every trait with its type and writer.
     """
 
     _esm = STATIC / "widget.js"
@@ -187,15 +163,19 @@ class DVIWidget(anywidget.AnyWidget):
     epoch_data = traitlets.List(traitlets.Instance(EpochData)).tag(sync=True, **ipywidgets.widget_serialization)
 
     # state that syncs both ways
-    epoch = traitlets.Int(None, allow_none=True).tag(sync=True)
-    selected = traitlets.List(traitlets.Int()).tag(sync=True, to_json=_indices_to_json, from_json=_indices_from_json)
+    epoch = _EpochNumber(None, allow_none=True).tag(sync=True)
+    selected = traitlets.List().tag(sync=True, to_json=_indices_to_json, from_json=_indices_from_json)
     color_by = traitlets.Enum(["label", "prediction", "correct"], default_value="label").tag(sync=True)
     split_filter = traitlets.Enum(["both", "train", "test"], default_value="both").tag(sync=True)
-    hidden_classes = traitlets.List(traitlets.Int()).tag(sync=True)
+    hidden_classes = traitlets.List().tag(sync=True)  # class indices, checked in _check_hidden
     only_misclassified = traitlets.Bool(False).tag(sync=True)
     only_flipped = traitlets.Bool(False).tag(sync=True)
     show_trails = traitlets.Bool(False).tag(sync=True)
     view = traitlets.Dict().tag(sync=True)  # {} = fit the extent; else {cx, cy, zoom}
+    #: Multiplier on the automatic point radius (style.json points.radius); the page's size slider.
+    point_size = traitlets.Float(1.0).tag(sync=True)
+    #: None: automatic opacity (style.json points.opacity); else the points' opacity.
+    point_opacity = traitlets.Float(None, allow_none=True).tag(sync=True)
 
     def __init__(
         self,
@@ -227,7 +207,7 @@ class DVIWidget(anywidget.AnyWidget):
         )
         self._all_displayed = len(self._display) == len(labels)
         shown = self._display
-        thumbs, thumb_shape = self._thumbnail_atlas(vis, shown, thumbnail_budget)
+        thumbs, thumb_shape = thumbnail_atlas(vis, shown, thumbnail_budget)
         colors = np.asarray(vis.colors, dtype=np.uint8).reshape(-1, 3)
         super().__init__(
             meta={
@@ -240,6 +220,7 @@ class DVIWidget(anywidget.AnyWidget):
                 "live": self._live,
                 "run_id": str(getattr(vis, "run_id", "")),
                 "epochs": epochs,
+                "summary": self._summary(),
             },
             labels=encode_classes(labels[shown], self._n_classes),
             split=(split[shown] == "test").astype(np.uint8).tobytes(),
@@ -269,13 +250,30 @@ class DVIWidget(anywidget.AnyWidget):
     def select(self, indices: Iterable[int]) -> None:
         """Select samples by global index (replaces the selection; [] clears it).
 
-        Accepts any iterable of integers (a list, a numpy array, a range);
-        an index outside range(N) raises ValueError.
+        Accepts a list, tuple, range, numpy array or other iterable of integers.
+        A string, a float that is not whole, an index outside range(N) or more
+        than `MAX_SELECTION` indices raise `WidgetValueError` (a ValueError)
+        before any work.
         """
-        arr = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
-        if arr.size and not (np.issubdtype(arr.dtype, np.integer) or np.all(np.mod(arr.astype(np.float64), 1) == 0)):
-            raise WidgetValueError("select() takes integer sample indices")
-        self.selected = [int(v) for v in arr.reshape(-1)]
+        if isinstance(indices, (str, bytes, bytearray, dict)) or not isinstance(indices, Iterable):
+            raise WidgetValueError(
+                f"select() takes sample indices (a list, range or array of ints), got {type(indices).__name__} {indices!r:.40}")
+        if hasattr(indices, "__len__") and len(indices) > MAX_SELECTION:
+            raise WidgetValueError(
+                f"select() got {len(indices):,} indices; at most {MAX_SELECTION:,} can be selected "
+                f"(the page's messages are capped at 10 MB)")
+        if isinstance(indices, range):
+            arr = np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
+        elif isinstance(indices, np.ndarray):
+            arr = indices
+        else:
+            items = list(islice(indices, MAX_SELECTION + 1))
+            if len(items) > MAX_SELECTION:
+                raise WidgetValueError(f"select(): more than {MAX_SELECTION:,} indices; at most that many can be selected")
+            if any(isinstance(v, (str, bytes, bool, np.bool_)) for v in items):
+                raise WidgetValueError("select() takes integer sample indices, not strings or booleans")
+            arr = np.asarray(items)
+        self.selected = _integer_indices(arr, "select()").tolist()
 
     def refresh(self) -> list[int]:
         """Send the epochs fitted since the last call (live mode) and show the latest.
@@ -346,10 +344,10 @@ class DVIWidget(anywidget.AnyWidget):
         if not self._all_displayed:
             emb, pred, prob, labels = emb[shown], pred[shown], prob[shown], labels[shown]
         rows = np.arange(len(pred))
-        metrics = {str(k): float(v) for k, v in (vis.metrics.get(epoch) or {}).items() if _is_number(v)}
+        metrics = finite_metrics(vis.metrics.get(epoch) or {})
         return EpochData(
             epoch=int(epoch),
-            positions=np.ascontiguousarray(emb, dtype="<f4").tobytes(),
+            positions=encode_positions(emb),
             predictions=encode_classes(pred, self._n_classes),
             confidence=encode_probabilities(prob[rows, pred]),
             label_prob=encode_probabilities(prob[rows, labels]),
@@ -358,21 +356,34 @@ class DVIWidget(anywidget.AnyWidget):
             metrics=metrics,
         )
 
-    @staticmethod
-    def _thumbnail_atlas(vis: Any, shown: np.ndarray, budget: int) -> tuple[bytes, dict | None]:
-        if not getattr(vis, "has_thumbnails", False) or len(shown) == 0:
-            return b"", None
-        thumbs = np.asarray(vis.thumbnails(shown), dtype=np.uint8)
-        if thumbs.ndim == 3:
-            thumbs = thumbs[..., None]
-        if thumbs.ndim != 4 or thumbs.shape[-1] not in (1, 3):
-            raise ValueError(f"thumbnails must be (M, h, w) or (M, h, w, 3), got {thumbs.shape}")
-        stride = max(1, math.ceil(math.sqrt(thumbs.nbytes / max(budget, 1))))
-        if stride > 1:
-            thumbs = thumbs[:, ::stride, ::stride]
-        thumbs = np.ascontiguousarray(thumbs)
-        _, h, w, c = thumbs.shape
-        return thumbs.tobytes(), {"h": int(h), "w": int(w), "c": int(c)}
+    def _summary(self) -> dict[str, float]:
+        """Run-level figures (vis.summary) for the faithfulness panel; {} when the run has none."""
+        try:
+            return finite_metrics(getattr(self._vis, "summary", None) or {})
+        except Exception:  # a run without the files a summary needs still shows its map
+            return {}
+
+    # ------------------------------------------------------------ what the page may write
+
+    def set_state(self, sync_data: dict) -> None:
+        """State from the page: only the view state is accepted (PROTOCOL.md, writer "both").
+
+        A write to a data trait (meta, labels, epoch_data...) is ignored, a bad
+        value is refused; either way the page gets Python's value back.
+        """
+        refused = sorted(k for k in sync_data if k in READ_ONLY_FROM_PAGE)
+        if refused:
+            self.log.warning("dvi_widget: the page tried to change %s; data traits are written by Python only", refused)
+        for name, value in sync_data.items():
+            if name in READ_ONLY_FROM_PAGE:
+                continue
+            try:
+                super().set_state({name: value})
+            except (traitlets.TraitError, ValueError, TypeError) as err:
+                self.log.warning("dvi_widget: refused %s from the page: %s", name, err)
+                refused.append(name)
+        if refused:
+            self.send_state(refused)
 
     @traitlets.validate("epoch")
     def _check_epoch(self, proposal: Any) -> int | None:
@@ -391,28 +402,81 @@ class DVIWidget(anywidget.AnyWidget):
     @traitlets.validate("selected")
     def _check_selected(self, proposal: Any) -> list[int]:
         raw = proposal["value"]
-        arr = np.asarray(list(raw), dtype=np.float64) if not isinstance(raw, np.ndarray) else raw
+        if hasattr(raw, "__len__") and len(raw) > MAX_SELECTION:
+            raise WidgetValueError(f"at most {MAX_SELECTION:,} samples can be selected, got {len(raw):,}")
+        if isinstance(raw, (list, tuple)) and any(isinstance(v, (str, bytes, bool, np.bool_)) for v in raw):
+            raise WidgetValueError("selected must hold integer sample indices")
+        arr = _integer_indices(np.asarray(raw) if not isinstance(raw, np.ndarray) else raw, "selected")
         if arr.size == 0:
             return []
-        if arr.ndim != 1:
-            raise WidgetValueError(f"selected must be a flat list of sample indices, got shape {arr.shape}")
-        if not np.all(np.mod(arr, 1) == 0):
-            raise WidgetValueError("selected must hold integer sample indices")
-        arr = arr.astype(np.int64)
         bad = arr[(arr < 0) | (arr >= self._n_samples)]
         if bad.size:
             raise WidgetValueError(
                 f"sample index {int(bad[0])} out of range: this run has {self._n_samples} samples "
                 f"(valid indices 0..{self._n_samples - 1})"
             )
-        out = np.unique(arr)
-        if out.size > MAX_SELECTION:
-            raise WidgetValueError(f"at most {MAX_SELECTION} samples can be selected, got {out.size}")
-        return out.tolist()
+        return np.unique(arr).tolist()
+
+    @traitlets.validate("hidden_classes")
+    def _check_hidden(self, proposal: Any) -> list[int]:
+        value = proposal["value"]
+        n = self._n_classes
+        if len(value) > n:
+            raise WidgetValueError(f"hidden_classes: {len(value):,} entries for {n} classes")
+        out = set()
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= int(v) < n:
+                raise WidgetValueError(f"hidden_classes holds class indices 0..{n - 1}, got {v!r}")
+            out.add(int(v))
+        return sorted(out)
+
+    @traitlets.validate("view")
+    def _check_view(self, proposal: Any) -> dict:
+        v = proposal["value"]
+        if not v:
+            return {}
+        extra = set(v) - {"cx", "cy", "zoom"}
+        if extra or "cx" not in v or "cy" not in v:
+            raise WidgetValueError(f"view is {{}} or {{cx, cy, zoom}}, got keys {sorted(v)}")
+        out = {}
+        for k in ("cx", "cy", "zoom"):
+            x = v.get(k, 1.0)
+            if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(float(x)):
+                raise WidgetValueError(f"view[{k!r}] must be a finite number, got {x!r}")
+            out[k] = float(x)
+        if not 1e-6 <= out["zoom"] <= 1e6:
+            raise WidgetValueError(f"view['zoom'] must be in [1e-6, 1e6], got {out['zoom']}")
+        if max(abs(out["cx"]), abs(out["cy"])) > 1e12:
+            raise WidgetValueError("view centre is too far out (|cx|, |cy| > 1e12)")
+        return out
+
+    @traitlets.validate("point_size")
+    def _check_point_size(self, proposal: Any) -> float:
+        lo, hi = STYLE["interaction"]["point_size_range"]
+        v = float(proposal["value"])
+        if not lo <= v <= hi:
+            raise WidgetValueError(f"point_size is a multiplier in [{lo}, {hi}], got {v}")
+        return v
+
+    @traitlets.validate("point_opacity")
+    def _check_point_opacity(self, proposal: Any) -> float | None:
+        v = proposal["value"]
+        if v is None:
+            return None
+        lo, hi = STYLE["interaction"]["point_opacity_range"]
+        if not lo <= float(v) <= hi:
+            raise WidgetValueError(f"point_opacity is None (automatic) or in [{lo}, {hi}], got {v}")
+        return float(v)
 
 
-def _is_number(v: Any) -> bool:
-    try:
-        return math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
+def _integer_indices(arr: np.ndarray, what: str) -> np.ndarray:
+    """A flat int64 array of indices; whole floats are accepted, anything else is refused."""
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.ndim != 1:
+        raise WidgetValueError(f"{what}: a flat sequence of sample indices, got shape {arr.shape}")
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(np.mod(arr, 1) == 0):
+        return arr.astype(np.int64)
+    raise WidgetValueError(f"{what} takes integer sample indices, got {arr.dtype} values")

@@ -10,6 +10,7 @@
  */
 import { makeStamp, disk, cross, drawPoints, bandOrder } from "./raster.js";
 import { toScreen } from "./view.js";
+import { STYLE } from "./style.js";
 
 export class MapRenderer {
   constructor(container) {
@@ -36,20 +37,42 @@ export class MapRenderer {
     return c;
   }
 
-  /** Point radius in CSS px: smaller when there are many points (less overdraw, less work). */
-  setPointCount(n) {
-    const radius = n > 20000 ? 1 : 2;
-    if (radius !== this.radius) {
-      this.radius = radius;
-      this.image = null; // rebuild the stamps
-    }
+  /**
+   * Point radius in CSS px (style.js pointRadius); stamps are rebuilt when the
+   * radius in device pixels changes. Selected points and crosses (misclassified)
+   * are larger by style.json's extra_radius.
+   */
+  setRadius(radius) {
+    this.radius = radius;
+    this._stamps();
   }
 
-  /** Match the canvases to the container's size; true when it changed. */
+  _stamps() {
+    if (!this.points.width) return;
+    const W = this.points.width, d = this.dpr;
+    const P = STYLE.points;
+    const r = Math.max(0, Math.round((this.radius || 2) * d));
+    const wr = Math.max(1, Math.round(((this.radius || 2) + P.misclassified.extra_radius) * d));
+    const sr = Math.max(1, Math.round(((this.radius || 2) + P.selected.extra_radius) * d));
+    const swr = Math.max(1, Math.round(((this.radius || 2) + P.misclassified.extra_radius + P.selected.extra_radius) * d));
+    const key = [r, wr, sr, swr, W].join("|");
+    if (key === this.stampKey) return;
+    this.stampKey = key;
+    this.stamps = {
+      normal: makeStamp(r, disk, W),
+      wrong: makeStamp(wr, cross, W),
+      selected: makeStamp(sr, disk, W),
+      selectedWrong: makeStamp(swr, cross, W),
+    };
+  }
+
+  /** Match the canvases to the container's size; true when it changed. `ready`: the map has an area. */
   resize() {
     const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
-    const w = Math.max(1, Math.round(this.container.clientWidth));
-    const h = Math.max(1, Math.round(this.container.clientHeight));
+    const cw = this.container.clientWidth, ch = this.container.clientHeight;
+    this.ready = cw >= 2 && ch >= 2; // 0 while hidden (a theme switch, a collapsed output)
+    if (!this.ready) return false;
+    const w = Math.round(cw), h = Math.round(ch);
     if (w === this.width && h === this.height && dpr === this.dpr && this.image) return false;
     this.width = w;
     this.height = h;
@@ -63,13 +86,9 @@ export class MapRenderer {
     this.image = this.ctxPoints.createImageData(W, H);
     this.words = new Uint32Array(this.image.data.buffer);
     this.bgWords = null;
-    const r = Math.max(1, Math.round((this.radius || 2) * dpr));
-    this.stamps = {
-      normal: makeStamp(r, disk, W),
-      wrong: makeStamp(r + 1, cross, W),
-      selected: makeStamp(r + 1, disk, W),
-      selectedWrong: makeStamp(r + 2, cross, W),
-    };
+    this.cache.clear();
+    this.stampKey = null;
+    this._stamps();
     return true;
   }
 

@@ -5,7 +5,7 @@
  * host's getModel (or widget_manager.get_model), so an in-page stand-in
  * model (offline export) can drive it too.
  */
-import { decodeEpoch } from "./decode.js";
+import { decodeEpoch } from "./protocol.js";
 
 const REF = "IPY_MODEL_";
 

@@ -60,7 +60,7 @@ def reset(nb):
         "w.select([]); w.color_by = 'label'; w.split_filter = 'both'; w.hidden_classes = []; "
         "w.only_misclassified = False; w.only_flipped = False; w.show_trails = False; w.epoch = vis.epochs[-1]"
     )
-    nb.js("(app.pause(), app._setMode('pan'), app.resetView(), app._inspect(null), true)")
+    nb.js("(app.pause(), app.setMode('pan'), app.resetView(), app.inspect(null), true)")
     last = kernel(nb, "vis.epochs[-1]")
     nb.wait_drawn(last)
     return nb
@@ -82,7 +82,7 @@ def test_map_shows_points_on_the_decision_map_with_legend_and_faithfulness(reset
     # faithfulness panel: this epoch's figures
     m = kernel(nb, "vis.metrics[vis.epochs[-1]]")
     for key in ("nn_rate@15", "ppr", "map_consistency", "accuracy/train", "accuracy/test"):
-        cell = nb.root().locator(f'tr[data-metric="{key}"] td.dvi-num')
+        cell = nb.root().locator(f'[data-metric="{key}"] .dvi-num')
         assert cell.inner_text() == f"{m[key]:.3f}", key
     # the background map is painted and points are drawn on top of it
     painted = nb.js(
@@ -117,7 +117,7 @@ def test_playback_steps_through_every_epoch_and_points_glide(reset):
           const t0 = performance.now();
           while (performance.now() - t0 < 15000) {
             await new Promise(requestAnimationFrame);
-            if (app.transition) glides.add(app.transition.to.epoch);
+            if (app.transition) glides.add(app.transition.to);
             const e = Number(r.dataset.epoch);
             if (seen[seen.length - 1] !== e) seen.push(e);
             if (e === last && !app.transition) break;
@@ -227,8 +227,8 @@ def test_select_in_python_highlights_in_the_page(reset):
     assert sorted(nb.js("[...app.selected]")) == [1, 3, 4, 15]
     assert nb.root().locator(".dvi-sel-count").inner_text() == "4 selected"
     # selected points drawn last and opaque; the rest dimmed
-    nb.page.wait_for_function("() => document.querySelector('.dvi-root').dvi._passes[1].order.length === 4")
-    passes = nb.js("app._passes.map(p => p.order.length)")
+    nb.page.wait_for_function("() => document.querySelector('.dvi-root').dvi.passes[1].order.length === 4")
+    passes = nb.js("app.passes.map(p => p.order.length)")
     n = kernel(nb, "len(vis.labels)")
     assert passes == [n - 4, 4]
     with pytest.raises(AssertionError, match="out of range"):
@@ -325,8 +325,8 @@ def test_trails_and_filters(reset):
     # colour by prediction / correctness: the picture changes, the trait follows
     before = canvas_signature(nb)
     nb.root().locator(".dvi-color-by").select_option("correct")
-    nb.page.wait_for_function("() => document.querySelector('.dvi-root').dvi._passes[0].colors && "
-                              "document.querySelector('.dvi-root').dvi._orderKey.includes('|correct|')")
+    nb.page.wait_for_function("() => document.querySelector('.dvi-root').dvi.passes[0].colors && "
+                              "document.querySelector('.dvi-root').dvi.orderKey.includes('|correct|')")
     nb.page.wait_for_timeout(100)
     assert kernel(nb, "w.color_by") == "correct"
     assert canvas_signature(nb) != before

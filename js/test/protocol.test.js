@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { asTyped, decodeClasses, decodeProbabilities, decodeIndices, encodeIndices, decodeEpoch } from "../src/decode.js";
+import { asTyped, decodeClasses, decodeProbabilities, decodeIndices, encodeIndices, decodeEpoch } from "../src/protocol.js";
 
 test("float32 positions decode from an aligned DataView without copying", () => {
   const src = Float32Array.from([1.5, -2, 3.25, 4]);
@@ -49,7 +49,7 @@ test("decodeEpoch checks every array's length against the point count", () => {
     predictions: new DataView(Uint8Array.from([1, 0]).buffer),
     confidence: new DataView(Uint16Array.from([65535, 0]).buffer),
     label_prob: new DataView(Uint16Array.from([0, 65535]).buffer),
-    background: new DataView(new Uint8Array([137, 80]).buffer),
+    background: new DataView(new Uint8Array(0).buffer),
     background_extent: [0, 1, 0, 1],
     metrics: { ppr: 0.9 },
   };

@@ -1,0 +1,98 @@
+/**
+ * Frame composition: from the epoch(s) shown, the view and the options to
+ * what the renderer draws: screen positions, visibility, colours, draw order,
+ * point radius and opacity (style.json rules). The pure parts (`pointStyle`,
+ * `buildPasses`) are tested in node; `FrameComposer` keeps the buffers and
+ * recomputes colours and order only when their inputs change.
+ */
+import { lerpPositions } from "./interp.js";
+import { projectAll } from "./view.js";
+import { visibilityMask } from "./filters.js";
+import { pack, parseHex, pointColors } from "./colors.js";
+import { STYLE, pointRadius, pointOpacity, hasOutline } from "./style.js";
+
+const OUTLINE_RGB = parseHex(STYLE.points.outline.color);
+const SELECTED_RGB = parseHex(STYLE.points.selected.outline);
+
+/**
+ * Radius (CSS px), alpha (0..1) and outline flag for `nVisible` points on a
+ * width x height map at `zoom` (relative to the fitted view), with the user's
+ * `pointSize` multiplier and `pointOpacity` (null = automatic).
+ */
+export function pointStyle(nVisible, width, height, zoom, pointSize = 1, pointOpacity_ = null, style = STYLE) {
+  const radius = pointRadius(nVisible, width, height, zoom, pointSize, style);
+  const alpha = pointOpacity_ != null ? pointOpacity_ : pointOpacity(nVisible, radius, width, height, style);
+  return { radius, alpha, outline: hasOutline(radius, style) };
+}
+
+/**
+ * Draw passes: unselected points first (dimmed while there is a selection,
+ * outlined only when large enough), then the selected ones on top, opaque,
+ * with a dark ring. alpha and outline alpha as 0-255 words for raster.js.
+ */
+export function buildPasses({ n, visible, selMask, colors, wrong, ps, anySelected, style = STYLE }) {
+  const rest = [], sel = [];
+  for (let i = 0; i < n; i++) {
+    if (!visible[i]) continue;
+    (selMask[i] ? sel : rest).push(i);
+  }
+  const a = Math.round(255 * ps.alpha * (anySelected ? style.points.dim : 1));
+  const oa = !anySelected && ps.outline ? Math.round(255 * style.points.outline.alpha * ps.alpha) : 0;
+  return [
+    { order: Uint32Array.from(rest), colors, alpha: Math.max(1, Math.min(255, a)), outline: pack(...OUTLINE_RGB, oa), wrong, selected: false },
+    { order: Uint32Array.from(sel), colors, alpha: 255, outline: pack(...SELECTED_RGB, 255), wrong, selected: true },
+  ];
+}
+
+export class FrameComposer {
+  constructor(n) {
+    this.n = n;
+    this.pos = new Float32Array(2 * n);
+    this.xs = new Float32Array(n);
+    this.ys = new Float32Array(n);
+    this.visible = new Uint8Array(n);
+    this.wrong = new Uint8Array(n);
+    this.colors = null;
+    this.passes = [];
+    this.orderKey = null;
+    this.nVisible = 0;
+  }
+
+  /** Screen positions of epoch `from` gliding to `to` at eased fraction t, under `view` (absolute). */
+  place(from, to, t, view, width, height) {
+    if (from && to && from !== to) lerpPositions(from.positions, to.positions, t, this.pos);
+    else this.pos.set(to.positions);
+    projectAll(view, width, height, this.pos, this.xs, this.ys);
+  }
+
+  /**
+   * Visibility, colours and passes for epoch `e`. data: {labels, isTest, classRGB};
+   * opts: the view options; previous: the previous epoch's predictions or null;
+   * sel: {mask, size, version}; ps: pointStyle(). Returns true when recomputed.
+   */
+  order(e, data, opts, previous, sel, ps) {
+    const key = [e.epoch, opts.colorBy, opts.split, [...opts.hidden].join(","), opts.onlyMisclassified, opts.onlyFlipped,
+      sel.size, sel.version, ps.radius.toFixed(3), ps.alpha.toFixed(3), ps.outline].join("|");
+    if (key === this.orderKey) return false;
+    this.orderKey = key;
+    const pred = e.predictions;
+    visibilityMask({ labels: data.labels, isTest: data.isTest, predictions: pred, previous }, opts, this.visible);
+    this.colors = pointColors(opts.colorBy, data.classRGB, data.labels, pred, this.colors);
+    for (let i = 0; i < this.n; i++) this.wrong[i] = pred[i] !== data.labels[i] ? 1 : 0;
+    this.passes = buildPasses({ n: this.n, visible: this.visible, selMask: sel.mask, colors: this.colors, wrong: this.wrong, ps, anySelected: sel.size > 0 });
+    return true;
+  }
+
+  /** Points passing the filters for epoch `e` (for the radius rule, before `order`). */
+  countVisible(e, data, opts, previous) {
+    const key = [e.epoch, opts.split, [...opts.hidden].join(","), opts.onlyMisclassified, opts.onlyFlipped].join("|");
+    if (key === this.countKey) return this.nVisible;
+    this.countKey = key;
+    const mask = visibilityMask({ labels: data.labels, isTest: data.isTest, predictions: e.predictions, previous }, opts, this.visible);
+    let c = 0;
+    for (let i = 0; i < mask.length; i++) c += mask[i];
+    this.nVisible = c;
+    this.orderKey = null;
+    return c;
+  }
+}

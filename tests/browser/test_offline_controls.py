@@ -1,0 +1,193 @@
+"""Issue 8 in the offline export (the same bundle, driven by the page's stand-in model):
+
+1. the epoch slider works with the mouse and keys;
+4. inside a shadow root (as marimo renders anywidgets) arrow keys and space still work;
+7. at 50,000 points class colours stay readable (no dark outlines), and a large
+   selection's trails are a sample with a visible note.
+
+Synthetic runs (tests/browser/fake_vis.py): no training, so these pages are cheap.
+"""
+from __future__ import annotations
+
+import pytest
+
+from fake_vis import FakeVisualization
+from dvi_widget.widget.widget import DVIWidget
+
+pytestmark = pytest.mark.browser
+
+ROOT = "document.querySelector('.dvi-root')"
+
+
+def open_page(browser, path, width=1200, height=900):
+    ctx = browser.new_context(viewport={"width": width, "height": height}, bypass_csp=True)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.resolve().as_uri())
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    page.wait_for_function(f"{ROOT} && {ROOT}.dataset.drawnEpoch", timeout=60_000)
+    return ctx, page, errors
+
+
+@pytest.fixture(scope="module")
+def small_page(browser, tmp_path_factory):
+    vis = FakeVisualization(n=600, n_classes=6, epochs=(1, 2, 3, 4, 5))
+    w = DVIWidget(vis)
+    path = w.export_html(tmp_path_factory.mktemp("offline") / "small.html")
+    ctx, page, errors = open_page(browser, path)
+    yield page, vis
+    assert errors == []
+    ctx.close()
+
+
+def page_epoch(page) -> int:
+    return page.evaluate("window.dviExport.model.get('epoch')")
+
+
+def wait_epoch(page, e: int) -> None:
+    page.wait_for_function(
+        f"(e) => {ROOT}.dataset.drawnEpoch === String(e) && !{ROOT}.dvi.transition && window.dviExport.model.get('epoch') === e",
+        arg=e, timeout=15_000)
+
+
+def test_offline_slider_click_drag_and_keys(small_page):
+    page, vis = small_page
+    epochs = vis.epochs
+    wait_epoch(page, epochs[-1])
+    slider = page.locator(".dvi-slider")
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    x_at = lambda k: box["x"] + 8 + (box["width"] - 16) * k / (len(epochs) - 1)  # noqa: E731
+    page.mouse.click(x_at(1), y)
+    wait_epoch(page, epochs[1])
+    page.mouse.move(x_at(1), y)
+    page.mouse.down()
+    page.mouse.move(x_at(3), y, steps=10)
+    page.mouse.up()
+    wait_epoch(page, epochs[3])
+    slider.focus()
+    page.keyboard.press("ArrowRight")
+    wait_epoch(page, epochs[4])
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    wait_epoch(page, epochs[2])
+    assert page.locator(".dvi-epoch-label").inner_text() == f"epoch {epochs[2]}"
+
+
+def test_keys_work_inside_a_shadow_root(small_page):
+    """marimo renders an anywidget inside a shadow root: a window-level key listener then
+    sees the shadow host as the target. Move the widget into one and use the real keyboard."""
+    page, vis = small_page
+    epochs = vis.epochs
+    page.evaluate(
+        f"""() => {{ const el = {ROOT}.parentElement;
+             const host = document.createElement('div'); host.id = 'shadow-host';
+             el.parentElement.insertBefore(host, el);
+             host.attachShadow({{ mode: 'open' }}).append(el); }}"""
+    )
+    root = "document.getElementById('shadow-host').shadowRoot.querySelector('.dvi-root')"
+    page.evaluate(f"() => {root}.dvi.jumpTo({epochs[2]})")
+    page.wait_for_function(f"() => {root}.dataset.drawnEpoch === '{epochs[2]}'")
+    page.evaluate(f"() => {root}.focus()")
+    assert page.evaluate("() => document.activeElement.id") == "shadow-host", "focus is inside the shadow root"
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => {root}.dataset.drawnEpoch === '{epochs[1]}' && !{root}.dvi.transition")
+    assert page_epoch(page) == epochs[1]
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"() => {root}.dataset.drawnEpoch === '{epochs[2]}' && !{root}.dvi.transition")
+    page.keyboard.press("Space")
+    page.wait_for_function(f"() => {root}.dataset.playing === 'true'")
+    page.keyboard.press("Space")
+    page.wait_for_function(f"() => {root}.dataset.playing === 'false'")
+
+
+# ---------------------------------------------------------------- 50,000 points
+
+@pytest.fixture(scope="module")
+def big_page(browser, tmp_path_factory):
+    vis = FakeVisualization(n=50_000, n_classes=10, epochs=(1, 2, 3), map_size=128, thumbnails=False)
+    w = DVIWidget(vis)
+    w.select(range(0, 50_000, 25))  # 2,000 samples
+    w.show_trails = True
+    path = w.export_html(tmp_path_factory.mktemp("offline-big") / "big.html", thumbnails="none")
+    ctx, page, errors = open_page(browser, path, 1300, 950)
+    yield page, vis
+    assert errors == []
+    ctx.close()
+
+
+READABILITY = f"""(colors) => {{
+  const app = {ROOT}.dvi, c = {ROOT}.querySelector('.dvi-canvas-points');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const dpr = app.renderer.dpr;
+  let dark = 0;
+  for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) < 70) dark++;
+  // points with no point of another class within 4 px: their centre pixel must show their class colour
+  const cell = 4, gw = Math.ceil(app.renderer.width / cell) + 2, grid = new Map();
+  for (let i = 0; i < app.n; i++) {{
+    if (!app.visible[i]) continue;
+    const k = (Math.floor(app.ys[i] / cell) + 1) * gw + Math.floor(app.xs[i] / cell) + 1;
+    if (!grid.has(k)) grid.set(k, []);
+    grid.get(k).push(i);
+  }}
+  let match = 0, seen = 0;
+  for (let i = 0; i < app.n; i++) {{
+    if (!app.visible[i]) continue;
+    const gx = Math.floor(app.xs[i] / cell) + 1, gy = Math.floor(app.ys[i] / cell) + 1;
+    let alone = true;
+    for (let dy = -1; dy <= 1 && alone; dy++) for (let dx = -1; dx <= 1 && alone; dx++) {{
+      for (const j of grid.get((gy + dy) * gw + gx + dx) || []) {{
+        if (app.labels[j] !== app.labels[i] && Math.hypot(app.xs[j] - app.xs[i], app.ys[j] - app.ys[i]) < 4) {{ alone = false; break; }}
+      }}
+    }}
+    if (!alone) continue;
+    const x = Math.round(app.xs[i] * dpr), y = Math.round(app.ys[i] * dpr);
+    if (x < 2 || y < 2 || x >= c.width - 2 || y >= c.height - 2) continue;
+    const o = 4 * (y * c.width + x);
+    let best = -1, bd = Infinity;
+    colors.forEach(([r, g, b], k) => {{
+      const dd = (d[o] - r) ** 2 + (d[o + 1] - g) ** 2 + (d[o + 2] - b) ** 2;
+      if (dd < bd) {{ bd = dd; best = k; }}
+    }});
+    seen++;
+    if (best === app.labels[i]) match++;
+  }}
+  return {{ dark: dark / (d.length / 4), match: match / seen, seen, style: app.pointStyle }};
+}}"""
+
+
+def test_50k_points_keep_their_class_colours(big_page):
+    page, vis = big_page
+    page.evaluate(f"() => {ROOT}.dvi.setSelection([])")
+    page.wait_for_function(f"() => {ROOT}.dvi.selected.size === 0")
+    page.wait_for_timeout(500)
+    r = page.evaluate(READABILITY, vis.colors.tolist())
+    page.screenshot(path=str(_shots() / "offline-50k.png"))
+    assert r["dark"] < 0.005, f"{r['dark']:.1%} of the map is dark pixels (outlines)"
+    assert r["seen"] > 500, r
+    assert r["match"] > 0.9, f"only {r['match']:.0%} of points clear of other classes show their class colour: {r}"
+    assert r["style"]["outline"] is False, "small points have no outline"
+
+
+def test_large_selection_trails_are_a_sample_with_a_note(big_page):
+    page, vis = big_page
+    page.evaluate(f"() => {ROOT}.dvi.setSelection(Array.from({{length: 2000}}, (_, k) => 25 * k))")
+    page.wait_for_function(f"() => {ROOT}.dataset.trails === '300'", timeout=15_000)
+    note = page.locator(".dvi-note")
+    assert note.is_visible()
+    assert note.inner_text() == "trails: 300 of 2,000 selected samples (an evenly spaced sample)"
+    # direction: old segments faint, new ones strong: the overlay holds several alpha levels
+    alphas = page.evaluate(f"""() => {{ const c = {ROOT}.querySelector('.dvi-canvas-overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const seen = new Set();
+        for (let i = 3; i < d.length; i += 4) if (d[i]) seen.add(d[i] >> 4); return seen.size; }}""")
+    assert alphas >= 4
+    page.screenshot(path=str(_shots() / "offline-50k-trails.png"))
+
+
+def _shots():
+    from harness import REPO
+
+    p = REPO / "test-output" / "browser"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
