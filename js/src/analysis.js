@@ -70,6 +70,7 @@ export class AnalysisViews {
 
   refreshPanels() {
     const o = this.app.opts;
+    this.app.els.probeBtn.classList.toggle("dvi-active", this.app.mode === "probe");
     const key = `${o.colorBy}|${JSON.stringify(o.dynFilter || null)}|${this.dyn ? this.dyn.columns.length : 0}`;
     if (key !== this._colorBarKey) {
       this._colorBarKey = key;
@@ -119,9 +120,9 @@ export class AnalysisViews {
     renderBreakdown(this.breakdownEl, b, { classes: app.data.classes, classRGB: app.data.classRGB, hiddenCount: app.selected.size - b.total });
   }
 
+  /** The epoch shown changed: the breakdown's correct / wrong counts follow (neighbours follow via onInspect). */
   onEpoch() {
     this.onSelection();
-    if (this.app.inspected != null) this._askNeighbours(this.app.inspected);
   }
 
   /** Run a search string; returns a message for the search box ("" when it worked). */
@@ -221,7 +222,7 @@ export class AnalysisViews {
   }
 
   /** The probe's marker on the map overlay (a crosshair at the probed location). */
-  drawOverlay(ctx, view, W, H, project) {
+  drawOverlay(ctx, project) {
     const p = this.probeState;
     if (!p) return;
     const [sx, sy] = project(p.x, p.y);

@@ -134,7 +134,7 @@ export function bindInput(els, actions, guard = (fn) => fn()) {
     drag = null;
     if (!d) return;
     const [sx, sy] = local(ev);
-    if (!d.moved) actions.clickAt(sx, sy);
+    if (!d.moved) actions.clickAt(sx, sy, ev);
     else if (d.lasso) actions.lassoEnd(ev.shiftKey ? "add" : ev.altKey ? "subtract" : "replace");
     else actions.panEnd();
   });
