@@ -71,11 +71,15 @@ export class AnalysisViews {
   refreshPanels() {
     const o = this.app.opts;
     this.app.els.probeBtn.classList.toggle("dvi-active", this.app.mode === "probe");
-    const key = `${o.colorBy}|${JSON.stringify(o.dynFilter || null)}|${this.dyn ? this.dyn.columns.length : 0}`;
+    const key = `${o.colorBy}|${this.dyn ? this.dyn.columns.join(",") : ""}`;
     if (key !== this._colorBarKey) {
       this._colorBarKey = key;
-      renderColorBar(this.colorBarEl, { dyn: this.dyn, colorBy: o.colorBy, filter: o.dynFilter },
+      // the range filter belongs to the statistic coloured: colouring by something else clears it
+      if (o.dynFilter && o.dynFilter.column !== o.colorBy && this.dyn) this.app.setOption("dynFilter", null);
+      this.colorBar = renderColorBar(this.colorBarEl, { dyn: this.dyn, colorBy: o.colorBy, filter: o.dynFilter },
         (f) => this.app.guard(() => this.app.setOption("dynFilter", f)));
+    } else if (this.colorBar) {
+      this.colorBar.setFilter(o.dynFilter);
     }
   }
 

@@ -61,17 +61,15 @@ export function selectionBreakdown(selMask, labels, predictions, nClasses) {
 export function buildSearch(el, onQuery) {
   const input = h("input", { type: "search", class: "dvi-search-input", placeholder: "#index or class", "aria-label": "search a sample index or a class name" });
   const msg = h("span", { class: "dvi-search-msg", role: "status" });
-  const go = () => {
+  // a form: Enter submits it as the input's default action, which still happens although the
+  // widget stops key events from reaching the notebook (input.js)
+  const button = h("button", { type: "submit", class: "dvi-search-go", text: "go" });
+  const form = h("form", { class: "dvi-search-form" }, input, button);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
     msg.textContent = onQuery(input.value) || "";
-  };
-  input.addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter") {
-      ev.preventDefault();
-      go();
-    }
   });
-  const button = h("button", { type: "button", class: "dvi-search-go", text: "go", onclick: go });
-  setChildren(el, input, button, msg);
+  setChildren(el, form, msg);
   return { input, msg };
 }
 
