@@ -1,31 +1,44 @@
-"""Engine benchmark: dvi_widget's default and DVI's reference configuration against umap-learn.
+"""Engine benchmark: dvi_widget's fitting presets against umap-learn as a user runs it.
 
-The MNIST run (see benchmarks/README.md, "Engine"): the 10,000 bundled digits (8,000 train,
-2,000 test), the demo's SmallCNN trained 8 epochs exactly as ``dvi_widget.demo`` trains it,
-recorded with ``dvi.Recorder.capture(model, features=model.features, head=model.fc)`` each
-epoch and fitted right after each capture (``dvi.fit(run)``), so an epoch's time is its
-capture plus its incremental fit, the first (cold) epoch included.
+Two benchmark cases, measured in one invocation (see benchmarks/README.md, "Engine"):
 
-umap-learn is measured in the same invocation, on the same recorded features, as the
-baseline: its numba code is warmed first (not timed), then ``fit_transform`` per epoch is
-timed, and its figures are computed with dvi_widget's own metric functions on the same query
-subset. Its ppr uses ``inverse_transform`` on a fixed random subset (it needs ~24 ms a point).
+  mnist   the 10,000 bundled MNIST digits (``dvi_widget.demo.load_mnist``: shuffled with seed 0,
+          8,000 train / 2,000 test), the demo's SmallCNN trained 8 epochs exactly as
+          ``dvi_widget.demo`` trains it, ``rec.capture(model, features=model.features, head=model.fc)``
+          after each epoch.
+  digits  scikit-learn's 1,797 8x8 digits (shuffled with seed 0, 1,437 train / 360 test), 15% of
+          the training labels flipped to another class (test labels clean), a small MLP
+          (64 -> 128 -> 32 features -> 10) trained 5 epochs, captured the same way.
 
-Each configuration runs in a fresh subprocess, and the resident memory of that process is
-sampled during every fit call (psutil; tracemalloc does not see torch's allocations):
+For each case: the ``default`` preset is fitted right after each capture inside the training
+process (``dvi.fit(run, preset="default")``), so an epoch's time is its capture plus its
+incremental fit, the cold first epoch included. Every other preset (``parametric``,
+``reference``) fits a copy of the same recorded epochs, epoch by epoch, in its own fresh
+process; its capture+fit adds its fit times to the same capture times. umap-learn runs as a
+user runs it: ``umap.UMAP()`` with its defaults, no ``random_state`` (its parallel code path),
+every core, numba warmed first by a small ``fit_transform`` (not timed); then ``fit_transform``
+on each epoch's recorded features, timed. Its figures use dvi_widget's own metric functions
+on the engine's query subset; its ppr uses ``inverse_transform`` on a fixed sample subset.
+Pictures of the last epoch (``dvi_widget.outputs.pictures.render``, the code behind
+``w.snapshot``) of every configuration, umap-learn's layout coloured the same way.
 
-    record   train + capture + incremental default fit      (the default's timings and memory)
-    umap     warm-up, fit_transform per epoch, metrics, ppr on a subset
-    fit      incremental fit of a copy of the recorded run   (the reference; --fit-only-rerun: the default)
+``--scaling``: features-only runs (``rec.capture(features=H, head=head, epoch=e)``, 3 epochs)
+of synthetic clustered features that drift across epochs (``synthetic_features``) with a
+random linear head, at 10k, 30k, 100k x 128 and 200k x 64; each size fitted in its own process
+and umap-learn's ``fit_transform`` of the last epoch's features in another, so each peak RSS
+is its own.
 
 Usage (from the repository root)::
 
-    python benchmarks/engine.py                 # full MNIST benchmark (15-30 minutes on 2 cores)
-    python benchmarks/engine.py --quick         # smoke check, under 2 minutes
-    python benchmarks/engine.py --gpu-synthetic # 50,000 x 512 synthetic features-only run (CUDA)
-    python benchmarks/engine.py --gpu-synthetic --quick   # its CPU smoke check
+    python benchmarks/engine.py                        # both cases (an hour or more on 2 loaded cores)
+    python benchmarks/engine.py --cases digits         # one case
+    python benchmarks/engine.py --quick                # smoke check of the whole pipeline
+    python benchmarks/engine.py --scaling              # the scaling table
+    python benchmarks/engine.py --scaling --sizes 5000x32 --epochs 2   # its smoke check
+    python benchmarks/engine.py --gpu-synthetic        # 50,000 x 512 features-only run (CUDA)
 
-Results (markdown table + raw JSON) go to ``--out`` (default ``benchmarks/results``).
+Results: ``--out`` (default benchmarks/results): engine.{md,json} (cases), engine-scaling.{md,json};
+pictures: benchmarks/pictures/ (``--pictures``).
 """
 from __future__ import annotations
 
@@ -47,10 +60,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 K = 15
-THREADS: int | None = None          # --threads: torch, numba and OpenMP threads of every stage
-# --quick is a smoke check of the whole pipeline: far fewer optimiser steps and a coarse map,
-# so its figures say nothing about the configurations' quality.
-QUICK_OVERRIDES = {"steps_first": 120, "steps": 40, "grid": 64}
+# --quick is a smoke check of the whole pipeline, with far fewer optimiser steps and a coarse
+# map where the preset has them, so its figures say nothing about the configurations' quality.
+QUICK_OVERRIDES = {"grid": 64}
+PRESETS = ("default", "parametric", "reference")
+SCALING_SIZES = "10000x128,30000x128,100000x128,200000x64"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -125,21 +139,6 @@ def git_commit() -> str:
         return os.environ.get("BENCH_COMMIT", "unknown")
 
 
-def machine() -> dict:
-    import torch
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": THREADS or torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "loadavg": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
-    try:
-        import umap  # noqa: F401
-        from importlib.metadata import version
-        info["umap_learn"] = version("umap-learn")
-    except Exception:
-        info["umap_learn"] = None
-    return info
-
-
 def copy_epoch(src_run: Path, dst_run: Path, epoch: int) -> None:
     """Copy one recorded epoch folder of ``src_run`` into ``dst_run`` (write, then rename)."""
     from dvi_widget.store.rundir import epoch_dirname
@@ -173,29 +172,99 @@ def fit_info(run: Path, epoch: int) -> dict:
     return {"seconds": info.get("seconds"), "steps": info.get("steps"), "device": info.get("device")}
 
 
+def loadavg() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def threads_info() -> dict:
+    """This process's thread settings: torch intra-op / inter-op, OpenMP/MKL/numba environment."""
+    import torch
+    out = {"torch_intraop": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads()}
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        if os.environ.get(var):
+            out[var] = os.environ[var]
+    return out
+
+
+def stage_context() -> dict:
+    return {"threads": threads_info(), "load_start": loadavg(), "command": " ".join(sys.argv)}
+
+
+# --------------------------------------------------------------------------- cases
+def digits_mlp():
+    from torch import nn
+
+    class DigitsMLP(nn.Module):
+        """64 -> 128 -> 32 (``features``) -> 10 (``fc``)."""
+
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32), nn.ReLU())
+            self.fc = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.fc(self.features(x))
+    return DigitsMLP()
+
+
+def load_case(case: str, quick: bool, seed: int = 0) -> dict:
+    """The case's data, its model (seeded) and its epoch count."""
+    import torch
+    from dvi_widget import demo
+    if case == "mnist":
+        n_train, n_test = (1600, 400) if quick else (8000, 2000)
+        images, labels, split = demo.load_mnist(n_train, n_test, seed)
+        x = demo.to_tensor(images)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = demo.SmallCNN()
+        return {"x": x, "labels": labels, "train_labels": labels, "split": split, "images": images,
+                "classes": demo.CLASSES, "model": model, "epochs": 3 if quick else 8,
+                "describe": f"bundled MNIST, {n_train} train + {n_test} test digits (shuffled, seed {seed}), "
+                            f"demo SmallCNN (64-D features)"}
+    if case == "digits":
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(d.target))
+        n_train = int(round(0.8 * len(order)))
+        split = np.array(["train"] * n_train + ["test"] * (len(order) - n_train))
+        true = d.target[order].astype(np.int64)
+        labels = true.copy()
+        flip = np.sort(rng.choice(n_train, int(round(0.15 * n_train)), replace=False))
+        labels[flip] = (true[flip] + rng.integers(1, 10, len(flip))) % 10       # always another class
+        x = torch.from_numpy((d.data[order] / 16.0).astype(np.float32))
+        images = (d.images[order] * (255.0 / 16.0)).round().astype(np.uint8)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = digits_mlp()
+        return {"x": x, "labels": labels, "true_labels": true, "flipped": flip, "split": split, "images": images,
+                "classes": [str(i) for i in range(10)], "model": model, "epochs": 3 if quick else 5,
+                "describe": f"scikit-learn digits, {n_train} train + {len(order) - n_train} test (shuffled, seed {seed}), "
+                            f"{len(flip)} of {n_train} training labels (15%) flipped, MLP 64-128-32-10 (32-D features)"}
+    raise ValueError(f"unknown case {case!r}")
+
+
 # --------------------------------------------------------------------------- stages (subprocesses)
 def stage_record(a: dict) -> dict:
-    """Train the demo's SmallCNN exactly as dvi_widget.demo does; capture and fit after each epoch."""
+    """Train the case's model; after each epoch capture it, then fit ``preset`` incrementally."""
     import torch
     import dvi_widget as dvi
     from dvi_widget import demo
 
-    t_start = time.perf_counter()
-    images, labels, split = demo.load_mnist(a["n_train"], a["n_test"], a["seed"])
-    x, y = demo.to_tensor(images), torch.from_numpy(labels)
+    ctx = stage_context()
+    data = load_case(a["case"], a["quick"], a["seed"])
+    x, labels, split, model = data["x"], data["labels"], data["split"], data["model"]
+    y = torch.from_numpy(labels)
     train = torch.from_numpy(split == "train")
     gen = torch.Generator().manual_seed(a["seed"])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(a["seed"])
-        model = demo.SmallCNN()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     run = Path(a["run"])
-    t0 = time.perf_counter()
-    rec = dvi.Recorder(run, inputs=x, labels=labels, classes=demo.CLASSES, images=images, split=split,
+    rec = dvi.Recorder(run, inputs=x, labels=labels, classes=data["classes"], images=data["images"], split=split,
                        overwrite=True)
-    setup_s = time.perf_counter() - t0
     epochs = []
     rss = RssSampler()
+    vis = None
     for epoch in range(1, a["epochs"] + 1):
         t0 = time.perf_counter()
         loss = demo.train_one_epoch(model, opt, x[train], y[train], gen)
@@ -205,24 +274,31 @@ def stage_record(a: dict) -> dict:
         capture_s = time.perf_counter() - t0
         with rss.span() as mem:
             t0 = time.perf_counter()
-            vis = dvi.fit(run, progress=False, **a["overrides"])
+            vis = dvi.fit(run, preset=a["preset"], progress=False, **a["overrides"])
             fit_s = time.perf_counter() - t0
         epochs.append({"epoch": e, "train_s": train_s, "capture_s": capture_s, "fit_s": fit_s,
-                       "fit_peak_rss_mb": mem.peak_mb, "train_loss": loss, "fit_info": fit_info(run, e)})
+                       "fit_peak_rss_mb": mem.peak_mb, "train_loss": loss, "fit_info": fit_info(run, e),
+                       "load": loadavg()})
         m = vis.metrics[e]
-        log(f"  default epoch {e}: capture {capture_s:.2f} s, fit {fit_s:.2f} s (peak RSS {mem.peak_mb:.0f} MiB), "
-            f"ppr train/test {m['ppr/train']:.4f}/{m['ppr/test']:.4f}, nn_rate {m['nn_rate@15']:.3f}")
+        log(f"  {a['case']} {a['preset']} epoch {e}: train {train_s:.1f} s, capture {capture_s:.2f} s, "
+            f"fit {fit_s:.2f} s, ppr train/test {fmt(m.get('ppr/train'), '.4f')}/{fmt(m.get('ppr/test'), '.4f')}, "
+            f"nn_rate {fmt(m.get('nn_rate@15'))}")
     rec.close()
-    from dvi_widget.engine.config import FitConfig
-    return {"setup_s": setup_s, "epochs": epochs, **vis_figures(vis), "config": FitConfig.build(**a["overrides"]).to_dict(),
-            "peak_rss_mb": peak_rss_mb(), "total_s": time.perf_counter() - t_start}
+    return {"preset": a["preset"], "epochs": epochs, **vis_figures(vis), "config": fit_config(run),
+            "describe": data["describe"], "peak_rss_mb": peak_rss_mb(), **ctx, "threads_end": threads_info(),
+            "load_end": loadavg()}
+
+
+def fit_config(run: Path) -> dict | None:
+    p = Path(run) / "fits" / "config.json"
+    return json.loads(p.read_text()) if p.exists() else None
 
 
 def stage_fit(a: dict) -> dict:
-    """Fit a copy of the recorded run epoch by epoch (incremental ``dvi.fit`` after each epoch appears)."""
+    """Fit a copy of the recorded run with ``preset``, epoch by epoch (incremental ``dvi.fit``)."""
     import dvi_widget as dvi
-    from dvi_widget.engine.config import FitConfig
 
+    ctx = stage_context()
     src, dst = Path(a["src"]), Path(a["run"])
     copy_header(src, dst)
     epochs = []
@@ -232,42 +308,61 @@ def stage_fit(a: dict) -> dict:
         copy_epoch(src, dst, e)
         with rss.span() as mem:
             t0 = time.perf_counter()
-            vis = dvi.fit(dst, preset=a["preset"], refit=(i == 0), progress=False, device=a["device"],
-                          **a["overrides"])
+            vis = dvi.fit(dst, preset=a["preset"], refit=(i == 0), progress=False, **a["overrides"])
             fit_s = time.perf_counter() - t0
-        epochs.append({"epoch": e, "fit_s": fit_s, "fit_peak_rss_mb": mem.peak_mb, "fit_info": fit_info(dst, e)})
+        epochs.append({"epoch": e, "fit_s": fit_s, "fit_peak_rss_mb": mem.peak_mb, "fit_info": fit_info(dst, e),
+                       "load": loadavg()})
         m = vis.metrics[e]
-        log(f"  {a['preset']} epoch {e}: fit {fit_s:.2f} s (peak RSS {mem.peak_mb:.0f} MiB), ppr train/test "
-            f"{m['ppr/train']:.4f}/{m.get('ppr/test', float('nan')):.4f}, nn_rate {m['nn_rate@15']:.3f}")
-    return {"epochs": epochs, **vis_figures(vis), "config": FitConfig.build(a["preset"], **a["overrides"]).to_dict(),
-            "peak_rss_mb": peak_rss_mb()}
+        log(f"  {a['case']} {a['preset']} epoch {e}: fit {fit_s:.2f} s, ppr train/test "
+            f"{fmt(m.get('ppr/train'), '.4f')}/{fmt(m.get('ppr/test'), '.4f')}, nn_rate {fmt(m.get('nn_rate@15'))}")
+    return {"preset": a["preset"], "epochs": epochs, **vis_figures(vis), "config": fit_config(dst),
+            "peak_rss_mb": peak_rss_mb(), **ctx, "threads_end": threads_info(), "load_end": loadavg()}
+
+
+def make_umap(seed):
+    """umap-learn as a user runs it: its defaults (n_neighbors 15, min_dist 0.1), no random_state
+    unless ``--umap-seed`` asks for one (a seed makes umap-learn single-threaded)."""
+    import umap
+    return umap.UMAP() if seed is None else umap.UMAP(random_state=seed)
+
+
+def warm_umap(seed, points: int, dim: int) -> float:
+    """A small fit_transform (and inverse_transform) so numba's compilation is not timed; > 4,096 points
+    takes the same nearest-neighbour code path (nndescent) as the real runs."""
+    t0 = time.perf_counter()
+    warm = np.random.default_rng(1).normal(size=(points, dim)).astype(np.float32)
+    wm = make_umap(seed)
+    emb = wm.fit_transform(warm)
+    wm.inverse_transform(emb[:4])
+    return time.perf_counter() - t0
+
+
+def numba_threads() -> int | None:
+    try:
+        import numba
+        return int(numba.get_num_threads())
+    except Exception:
+        return None
 
 
 def stage_umap(a: dict) -> dict:
-    """umap-learn per epoch on the recorded features, with dvi_widget's metric functions."""
+    """umap-learn per epoch on the recorded features, figures by dvi_widget's metric functions."""
     import torch
-    import umap
     from dvi_widget.store.heads import load_head
     from dvi_widget.engine.knn import exact_knn
     from dvi_widget.engine.metrics import overlap_rate, query_subset, stab_spearman, trustworthiness
     from dvi_widget.store.rundir import RunDir, load_npz
 
+    ctx = stage_context()
     run = RunDir(a["run"])
     epochs = a["epochs"]
     n = run.n
     split = run.split()
-    rs = a["umap_seed"]
-
-    def make():
-        return umap.UMAP(n_neighbors=K, min_dist=0.1, random_state=rs)
-
-    # warm numba's compilation (not timed): > 4,096 points takes the same code paths as the real run
-    t0 = time.perf_counter()
-    warm = np.random.default_rng(1).normal(size=(a["warm_points"], 64)).astype(np.float32)
-    wm = make().fit(warm)
-    wm.inverse_transform(wm.embedding_[:4])
-    warm_s = time.perf_counter() - t0
-    log(f"  umap warm-up on {len(warm)} random points: {warm_s:.1f} s (not timed)")
+    seed = a["umap_seed"]
+    dim = load_npz(run.epoch_dir(epochs[0]) / "features.npz", ("features",))["features"].shape[1]
+    warm_s = warm_umap(seed, a["warm_points"], dim)
+    log(f"  umap warm-up (fit_transform + inverse_transform of {a['warm_points']} random points): {warm_s:.1f} s, "
+        f"not timed; numba threads {numba_threads()}")
 
     queries = query_subset(n)
     q = torch.from_numpy(queries)
@@ -277,7 +372,7 @@ def stage_umap(a: dict) -> dict:
     n_te = min(len(te), n_ppr // 2) if len(te) else 0
     ppr_idx = np.sort(np.concatenate([rng.choice(tr, min(len(tr), n_ppr - n_te), replace=False),
                                       rng.choice(te, n_te, replace=False) if n_te else np.zeros(0, int)]))
-    out_epochs, highs, lows = [], [], []
+    out_epochs, highs, lows, embs = [], [], [], {}
     prev_h = prev_emb = None
     rss = RssSampler()
     for e in epochs:
@@ -286,55 +381,136 @@ def stage_umap(a: dict) -> dict:
         preds = load_npz(folder / "outputs.npz", ("predictions",))["predictions"]
         with rss.span() as mem:
             t0 = time.perf_counter()
-            reducer = make()
+            reducer = make_umap(seed)
             emb = reducer.fit_transform(H).astype(np.float32)
             fit_s = time.perf_counter() - t0
+        embs[f"e{e}"] = emb
         Ht, Et = torch.from_numpy(H), torch.from_numpy(emb)
         high_knn, _ = exact_knn(Ht, K, queries=Ht[q], query_index=q)
         low_knn, _ = exact_knn(Et, K, queries=Et[q], query_index=q)
         rate = overlap_rate(high_knn, low_knn).numpy()
         sq = split[queries]
-        m = {"nn_rate@15": float(rate.mean()),
-             "nn_rate@15/train": float(rate[sq == "train"].mean()) if (sq == "train").any() else None,
-             "nn_rate@15/test": float(rate[sq == "test"].mean()) if (sq == "test").any() else None,
-             "trustworthiness@15": trustworthiness(Ht, q, low_knn)}
-        # ppr: does the head's prediction survive inverse_transform of the sample's embedding row?
+        m = {"nn_rate@15": float(rate.mean()), "trustworthiness@15": trustworthiness(Ht, q, low_knn)}
+        for s in ("train", "test"):
+            if (sq == s).any():
+                m[f"nn_rate@15/{s}"] = float(rate[sq == s].mean())
         inv_s = float("nan")
-        m["ppr/train"] = m["ppr/test"] = m["ppr"] = None
         if a.get("ppr_epochs") is None or e in a["ppr_epochs"]:
+            # ppr: does the head's prediction survive inverse_transform of the sample's embedding row?
             t1 = time.perf_counter()
             head = load_head(folder)
             with torch.no_grad():
-                rec = reducer.inverse_transform(emb[ppr_idx]).astype(np.float32)
-                rp = head(torch.from_numpy(rec)).argmax(1).numpy()
+                back = reducer.inverse_transform(emb[ppr_idx]).astype(np.float32)
+                rp = head(torch.from_numpy(back)).argmax(1).numpy()
             inv_s = time.perf_counter() - t1
             keep = rp == preds[ppr_idx]
             sp = split[ppr_idx]
-            m["ppr/train"] = float(keep[sp == "train"].mean()) if (sp == "train").any() else None
-            m["ppr/test"] = float(keep[sp == "test"].mean()) if (sp == "test").any() else None
             m["ppr"] = float(keep.mean())
+            for s in ("train", "test"):
+                if (sp == s).any():
+                    m[f"ppr/{s}"] = float(keep[sp == s].mean())
         if prev_h is not None and prev_h.shape == H.shape:
             highs.append(np.linalg.norm(H[queries] - prev_h[queries], axis=1).astype(np.float32))
             lows.append(np.linalg.norm(emb[queries] - prev_emb[queries], axis=1).astype(np.float32))
         prev_h, prev_emb = H, emb
         out_epochs.append({"epoch": e, "fit_transform_s": fit_s, "fit_peak_rss_mb": mem.peak_mb, "inverse_s": inv_s,
-                           "inverse_ms_per_point": 1000 * inv_s / max(len(ppr_idx), 1), "metrics": m})
-        log(f"  umap epoch {e}: fit_transform {fit_s:.2f} s, ppr train/test ({len(ppr_idx)} samples) "
-            f"{fmt(m['ppr/train'])}/{fmt(m['ppr/test'])}, "
-            f"nn_rate {m['nn_rate@15']:.3f}, inverse {1000 * inv_s / max(len(ppr_idx), 1):.0f} ms/point")
-    return {"warm_s": warm_s, "warm_points": len(warm), "random_state": rs, "ppr_samples": int(len(ppr_idx)),
-            "ppr_samples_train": int((split[ppr_idx] == "train").sum()),
-            "ppr_samples_test": int((split[ppr_idx] == "test").sum()),
-            "epochs": out_epochs, "summary": {"stab_spearman": stab_spearman(highs, lows)},
-            "peak_rss_mb": peak_rss_mb()}
+                           "inverse_ms_per_point": 1000 * inv_s / max(len(ppr_idx), 1), "metrics": m,
+                           "load": loadavg()})
+        log(f"  umap epoch {e}: fit_transform {fit_s:.2f} s, nn_rate {m['nn_rate@15']:.3f}, ppr ({len(ppr_idx)} "
+            f"samples) {fmt(m.get('ppr'))}")
+    np.savez_compressed(a["embeddings"], **embs)
+    return {"warm_s": warm_s, "warm_points": a["warm_points"], "random_state": seed, "numba_threads": numba_threads(),
+            "ppr_samples": int(len(ppr_idx)), "ppr_samples_train": int((split[ppr_idx] == "train").sum()),
+            "ppr_samples_test": int((split[ppr_idx] == "test").sum()), "epochs": out_epochs,
+            "summary": {"stab_spearman": stab_spearman(highs, lows)}, "peak_rss_mb": peak_rss_mb(), **ctx,
+            "load_end": loadavg()}
 
 
+class LayoutView:
+    """A fitted Visualization seen through another 2-D layout (umap-learn's): the same labels,
+    predictions and colours, no decision map; what ``pictures.render`` needs."""
+
+    def __init__(self, vis, embeddings: dict[int, np.ndarray], name: str, metrics: dict[int, dict]):
+        self._vis, self._emb, self.name = vis, embeddings, name
+        self.epochs = sorted(embeddings)
+        self.labels, self.classes, self.split, self.colors = vis.labels, vis.classes, vis.split, vis.colors
+        self.metrics = metrics
+        allp = np.concatenate(list(embeddings.values()))
+        lo, hi = allp.min(0), allp.max(0)
+        pad = 0.05 * (hi - lo)
+        self.extent = (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+    def embedding(self, epoch):
+        return self._emb[epoch]
+
+    def predictions(self, epoch):
+        return self._vis.predictions(epoch)
+
+    def background(self, epoch):
+        return np.zeros((2, 2, 4), np.uint8)          # transparent: umap-learn draws no decision map
+
+    def background_extent(self, epoch):
+        return self.extent
+
+
+def picture_title(label: str, m: dict) -> str:
+    parts = [label]
+    for key, name in (("nn_rate@15", "nn_rate"), ("ppr", "ppr"), ("map_consistency", "map")):
+        if m.get(key) is not None:
+            parts.append(f"{name} {m[key]:.3f}")
+    return "  ".join(parts)
+
+
+def stage_pictures(a: dict) -> dict:
+    """The last epoch of every configuration, drawn with dvi_widget.outputs.pictures.render (what
+    ``w.snapshot`` draws), each in its own frame; umap-learn's layout coloured the same way."""
+    import dvi_widget as dvi
+    from dvi_widget.outputs.pictures import render
+
+    out = Path(a["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    size = (a["size"], a["size"])
+    written = {}
+    base = None
+    for label, run in a["runs"].items():
+        try:
+            vis = dvi.Visualization(run)
+        except Exception as exc:  # a configuration that failed to fit
+            log(f"  pictures: {label}: {exc}")
+            continue
+        if not vis.epochs:
+            log(f"  pictures: {label}: no fitted epoch")
+            continue
+        base = base or vis
+        e = a["epoch"] if a["epoch"] in vis.epochs else vis.epochs[-1]
+        img = render(vis, e, size=size, extent=vis.background_extent(e),
+                     title=picture_title(f"{label}, epoch {e}", vis.metrics.get(e, {})))
+        path = out / f"{a['case']}-{label}.png"
+        img.save(path, optimize=True)
+        written[label] = str(path)
+    if base is not None and a.get("umap_embeddings") and Path(a["umap_embeddings"]).exists():
+        z = np.load(a["umap_embeddings"])
+        e = a["epoch"]
+        if f"e{e}" in z:
+            view = LayoutView(base, {e: z[f"e{e}"]}, "umap-learn", {e: a.get("umap_metrics") or {}})
+            img = render(view, e, size=size, extent=view.extent,
+                         title=picture_title(f"umap-learn, epoch {e}",
+                                             {"nn_rate@15": (a.get("umap_metrics") or {}).get("nn_rate@15")}))
+            path = out / f"{a['case']}-umap-learn.png"
+            img.save(path, optimize=True)
+            written["umap-learn"] = str(path)
+    return {"pictures": written}
+
+
+# ----------------------------------------------------------------------- scaling (features-only)
 def synthetic_features(n: int, d: int, c: int, epochs: int, seed: int = 0):
     """Clustered features that separate and drift over epochs, like a network's penultimate layer.
 
-    Each class is a blob around its centre, spread along its own 8-D subspace (so neighbourhoods
-    mean something), plus a little isotropic noise; centres pull apart as "training" goes on and
-    everything drifts a little every epoch. Returns (labels, epoch_features(t) -> (n, d) float32).
+    Each of the ``c`` classes is a blob around its centre, spread along its own 8-D subspace
+    (so neighbourhoods mean something), plus a little isotropic noise; the centres pull apart
+    as "training" goes on, and centres and subspaces drift a little every epoch. Deterministic
+    for a seed when ``epoch_features`` is called for t = 1, 2, ... in order. Returns
+    (labels, epoch_features(t) -> (n, d) float32).
     """
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, c, n)
@@ -356,29 +532,109 @@ def synthetic_features(n: int, d: int, c: int, epochs: int, seed: int = 0):
     return labels, epoch_features
 
 
-def stage_synthetic(a: dict) -> dict:
-    """Features-only capture of synthetic clustered features with a random linear head, then fit."""
+def synthetic_run(n: int, d: int, epochs: int, seed: int, device: str = "cpu"):
+    """Labels, split, a random linear head and an iterator of (epoch, features, head) for the run."""
     import torch
     from torch import nn
+    c = 10
+    labels, epoch_features = synthetic_features(n, d, c, epochs, seed)
+    split = np.where(np.random.default_rng(seed + 1).random(n) < 0.8, "train", "test")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = nn.Linear(d, c).to(device)            # a random linear head, nudged a little each epoch
+
+    def epochs_iter():
+        for t in range(1, epochs + 1):
+            H = epoch_features(t)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + t)
+                head.weight.add_(0.05 * head.weight.std() * torch.randn(head.weight.shape).to(device))
+            yield t, H, head
+    return labels, split, [f"c{i}" for i in range(c)], epochs_iter
+
+
+def stage_scale(a: dict) -> dict:
+    """Features-only capture + incremental fit of a synthetic run (one size), 3 epochs."""
+    import dvi_widget as dvi
+
+    ctx = stage_context()
+    labels, split, classes, epochs_iter = synthetic_run(a["n"], a["dim"], a["epochs"], a["seed"])
+    run = Path(a["run"])
+    rec = dvi.Recorder(run, labels=labels, classes=classes, split=split, overwrite=True)
+    epochs = []
+    rss = RssSampler()
+    for t, H, head in epochs_iter():
+        t0 = time.perf_counter()
+        rec.capture(features=H, head=head, epoch=t)
+        capture_s = time.perf_counter() - t0
+        with rss.span() as mem:
+            t0 = time.perf_counter()
+            vis = dvi.fit(run, preset=a["preset"], progress=False, **a["overrides"])
+            fit_s = time.perf_counter() - t0
+        m = vis.metrics[t]
+        epochs.append({"epoch": t, "capture_s": capture_s, "fit_s": fit_s, "fit_peak_rss_mb": mem.peak_mb,
+                       "fit_info": fit_info(run, t), "metrics": m, "load": loadavg()})
+        log(f"  scaling {a['n']} x {a['dim']} epoch {t}: capture {capture_s:.2f} s, fit {fit_s:.2f} s, "
+            f"peak RSS {mem.peak_mb:.0f} MiB, nn_rate {fmt(m.get('nn_rate@15'))}, ppr {fmt(m.get('ppr'))}")
+    rec.close()
+    summary = dict(vis.summary)
+    shutil.rmtree(run, ignore_errors=True)     # 200k x 64 x 3 epochs of features: do not keep it
+    return {"epochs": epochs, "summary": summary, "peak_rss_mb": peak_rss_mb(), **ctx,
+            "threads_end": threads_info(), "load_end": loadavg()}
+
+
+def stage_scale_umap(a: dict) -> dict:
+    """umap-learn's fit_transform of each size's last-epoch features, in one process warmed once
+    (numba's compilation takes minutes on a loaded machine); each call's peak RSS is sampled during
+    the call, and the process's resident memory just before it is reported beside it."""
+    import gc
+    import psutil
+    import torch
+    from dvi_widget.engine.knn import exact_knn
+    from dvi_widget.engine.metrics import overlap_rate, query_subset
+
+    ctx = stage_context()
+    warm_s = warm_umap(a["umap_seed"], 5000, 64)
+    log(f"  umap warm-up: {warm_s:.1f} s (not timed), numba threads {numba_threads()}")
+    out = {}
+    for n, d in a["sizes"]:
+        _, _, _, epochs_iter = synthetic_run(n, d, a["epochs"], a["seed"])
+        H = None
+        for _, H, _ in epochs_iter():
+            pass
+        gc.collect()
+        before = psutil.Process().memory_info().rss / 2 ** 20
+        load0 = loadavg()
+        with RssSampler().span() as mem:
+            t0 = time.perf_counter()
+            emb = make_umap(a["umap_seed"]).fit_transform(H).astype(np.float32)
+            fit_s = time.perf_counter() - t0
+        q = torch.from_numpy(query_subset(len(H)))
+        Ht, Et = torch.from_numpy(H), torch.from_numpy(emb)
+        hk, _ = exact_knn(Ht, K, queries=Ht[q], query_index=q)
+        lk, _ = exact_knn(Et, K, queries=Et[q], query_index=q)
+        log(f"  umap {n} x {d}: fit_transform {fit_s:.1f} s, peak RSS {mem.peak_mb:.0f} MiB (before {before:.0f})")
+        out[f"{n}x{d}"] = {"fit_transform_s": fit_s, "warm_s": warm_s, "fit_peak_rss_mb": mem.peak_mb,
+                           "rss_before_mb": before, "nn_rate@15": float(overlap_rate(hk, lk).mean()),
+                           "numba_threads": numba_threads(), "load_start": load0, "load_end": loadavg()}
+        del H, Ht, Et, emb
+    return {"sizes": out, **ctx, "warm_s": warm_s}
+
+
+def stage_synthetic(a: dict) -> dict:
+    """GPU check: features-only capture + fit of 50,000 x 512 synthetic features (8 epochs)."""
+    import torch
     import dvi_widget as dvi
     from dvi_widget.engine.fitting import resolve_device
 
+    ctx = stage_context()
     dev = resolve_device(a["device"])
-    n, d, c = a["n"], a["dim"], 10
-    labels, epoch_features = synthetic_features(n, d, c, a["epochs"], a["seed"])
-    split = np.where(np.random.default_rng(a["seed"] + 1).random(n) < 0.8, "train", "test")
+    labels, split, classes, epochs_iter = synthetic_run(a["n"], a["dim"], a["epochs"], a["seed"], str(dev))
     run = Path(a["run"])
-    rec = dvi.Recorder(run, labels=labels, classes=[f"c{i}" for i in range(c)], split=split, overwrite=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(a["seed"])
-        head = nn.Linear(d, c).to(dev)               # a random linear head, nudged a little each epoch
+    rec = dvi.Recorder(run, labels=labels, classes=classes, split=split, overwrite=True)
     epochs = []
     rss = RssSampler()
-    for t in range(1, a["epochs"] + 1):
-        H = epoch_features(t)
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(a["seed"] + t)
-            head.weight.add_(0.05 * head.weight.std() * torch.randn(head.weight.shape).to(dev))
+    for t, H, head in epochs_iter():
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -392,84 +648,62 @@ def stage_synthetic(a: dict) -> dict:
             fit_s = time.perf_counter() - t0
         m = vis.metrics[t]
         epochs.append({"epoch": t, "capture_s": capture_s, "fit_s": fit_s, "fit_peak_rss_mb": mem.peak_mb,
-                       "fit_info": fit_info(run, t)})
-        log(f"  synthetic epoch {t}: capture {capture_s:.2f} s, fit {fit_s:.2f} s "
-            f"(fit_epoch {epochs[-1]['fit_info']['seconds']:.2f} s), ppr {m['ppr']:.4f}, nn_rate {m['nn_rate@15']:.3f}")
+                       "fit_info": fit_info(run, t), "metrics": m})
+        log(f"  synthetic epoch {t}: capture {capture_s:.2f} s, fit {fit_s:.2f} s, ppr {fmt(m.get('ppr'), '.4f')}, "
+            f"nn_rate {fmt(m.get('nn_rate@15'))}")
     rec.close()
-    out = {"epochs": epochs, **vis_figures(vis), "device": str(dev), "peak_rss_mb": peak_rss_mb()}
+    out = {"epochs": epochs, **vis_figures(vis), "device": str(dev), "peak_rss_mb": peak_rss_mb(), **ctx}
     if dev.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(0)
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
 
 
-STAGES = {"record": stage_record, "fit": stage_fit, "umap": stage_umap, "synthetic": stage_synthetic}
+STAGES = {"record": stage_record, "fit": stage_fit, "umap": stage_umap, "pictures": stage_pictures,
+          "scale": stage_scale, "scale-umap": stage_scale_umap, "synthetic": stage_synthetic}
 
 
-def run_stage(name: str, args: dict, workdir: Path, timeout: float | None = None) -> dict:
-    """Run one stage in a fresh Python process; returns its result dict."""
-    arg_file = workdir / f"{name}-{args.get('label', name)}-args.json"
-    res_file = workdir / f"{name}-{args.get('label', name)}-result.json"
+def run_stage(name: str, args: dict, workdir: Path) -> dict:
+    """Run one stage in a fresh Python process; returns its result, or {"error": ...} if it failed."""
+    label = args.get("label", name)
+    arg_file = workdir / f"{name}-{label}-args.json"
+    res_file = workdir / f"{name}-{label}-result.json"
     arg_file.write_text(json.dumps(args))
     res_file.unlink(missing_ok=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TQDM_DISABLE", "1")     # the recorder's progress bars would flood the log
-    if THREADS:
-        env["NUMBA_NUM_THREADS"] = env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(THREADS)
     t0 = time.perf_counter()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--stage-args", str(arg_file),
-           "--stage-result", str(res_file)] + (["--threads", str(THREADS)] if THREADS else [])
-    proc = subprocess.run(cmd, env=env, timeout=timeout)
+           "--stage-result", str(res_file)]
+    proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0 or not res_file.exists():
-        raise RuntimeError(f"stage {name} ({args.get('label', '')}) failed with exit code {proc.returncode}")
+        log(f"stage {name} ({label}) FAILED with exit code {proc.returncode}")
+        return {"error": f"stage {name} ({label}) failed with exit code {proc.returncode} (see the log)"}
     out = json.loads(res_file.read_text())
     out["wall_s"] = time.perf_counter() - t0
     return out
 
 
 # --------------------------------------------------------------------------- report
+def _vals(xs):
+    return [x for x in xs if x is not None and np.isfinite(x)]
+
+
 def _mean(xs):
-    xs = [x for x in xs if x is not None]
+    xs = _vals(xs)
     return float(np.mean(xs)) if xs else float("nan")
 
 
 def _min(xs):
-    xs = [x for x in xs if x is not None]
+    xs = _vals(xs)
     return float(np.min(xs)) if xs else float("nan")
 
 
-def summarise_dvi(name: str, epochs: list[dict], figures: dict, capture_s: dict[int, float], peak: float | None,
-                  umap_s: float | None) -> dict:
-    ms = figures["metrics"]
-    ep = [e["epoch"] for e in epochs]
-    fit = [e["fit_s"] for e in epochs]
-    total = [capture_s[e["epoch"]] + e["fit_s"] for e in epochs]
-    row = {"name": name, "epochs": ep, "capture_fit_s": _mean(total), "fit_s": _mean(fit),
-           "capture_s": _mean([capture_s[e] for e in ep]),
-           "ppr_train_min": _min([ms[str(e)].get("ppr/train") for e in ep]),
-           "ppr_test_min": _min([ms[str(e)].get("ppr/test") for e in ep]),
-           "stab_spearman": figures["summary"].get("stab_spearman"),
-           "nn_rate_mean": _mean([ms[str(e)].get("nn_rate@15") for e in ep]),
-           "trust_mean": _mean([ms[str(e)].get("trustworthiness@15") for e in ep]),
-           "map_consistency_min": _min([ms[str(e)].get("map_consistency") for e in ep]),
-           "peak_rss_mb": peak}
-    row["ratio"] = row["capture_fit_s"] / umap_s if umap_s else float("nan")
-    return row
-
-
-def summarise_umap(u: dict) -> dict:
-    es = u["epochs"]
-    peak = max(e["fit_peak_rss_mb"] for e in es)
-    return {"name": "umap-learn", "epochs": [e["epoch"] for e in es], "capture_fit_s": float("nan"),
-            "fit_s": _mean([e["fit_transform_s"] for e in es]), "capture_s": float("nan"), "ratio": 1.0,
-            "ppr_train_min": _min([e["metrics"]["ppr/train"] for e in es]),
-            "ppr_test_min": _min([e["metrics"]["ppr/test"] for e in es]),
-            "stab_spearman": u["summary"]["stab_spearman"],
-            "nn_rate_mean": _mean([e["metrics"]["nn_rate@15"] for e in es]),
-            "trust_mean": _mean([e["metrics"]["trustworthiness@15"] for e in es]),
-            "map_consistency_min": float("nan"), "peak_rss_mb": peak}
+def _max(xs):
+    xs = _vals(xs)
+    return float(np.max(xs)) if xs else float("nan")
 
 
 def fmt(x, spec=".3f") -> str:
@@ -478,270 +712,412 @@ def fmt(x, spec=".3f") -> str:
     return format(x, spec)
 
 
-def markdown(res: dict) -> str:
-    rows = res["rows"]
-    lines = [f"Command: `{res['command']}`  ",
-             f"Date: {res['date']} · commit {res['commit']} · {res['machine']['cpus']} CPUs, "
-             f"torch {res['machine']['torch']} ({res['machine']['torch_threads']} threads), "
-             f"umap-learn {res['machine'].get('umap_learn')}, "
-             f"GPU: {res['machine'].get('cuda') or 'none'}; load average (1/5/15 min) "
-             f"{res.get('load_start') or '?'} at the start, {res['machine'].get('loadavg') or '?'} at the end  ",
-             f"Data: {res['data']}", ""]
-    lines += ["| configuration | capture+fit s/epoch | fit s/epoch | ratio to umap | ppr/train min | ppr/test min "
-              "| stab_spearman | nn_rate@15 mean | trustworthiness@15 mean | peak RSS of a fit (MiB) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['label']} | {fmt(r['capture_fit_s'], '.2f')} | {fmt(r['fit_s'], '.2f')} | "
-                     f"{fmt(r['ratio'], '.2f')} | {fmt(r['ppr_train_min'], '.4f')} | {fmt(r['ppr_test_min'], '.4f')} | "
-                     f"{fmt(r['stab_spearman'])} | {fmt(r['nn_rate_mean'])} | {fmt(r['trust_mean'])} | "
-                     f"{fmt(r['peak_rss_mb'], '.0f')} |")
-    lines.append("")
-    if res.get("goals"):
-        lines.append("Goals (dvi_widget default):")
-        for g in res["goals"]:
-            lines.append(f"- {'met' if g['met'] else 'NOT met'}: {g['text']}")
-        lines.append("")
-    if res.get("per_epoch"):
-        cols = res["per_epoch_cols"]
-        lines.append("Per epoch:")
-        lines.append("")
-        lines.append("| " + " | ".join(cols) + " |")
-        lines.append("|" + "---:|" * len(cols))
-        for row in res["per_epoch"]:
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
-    for note in res.get("notes", []):
-        lines.append(f"- {note}")
-    return "\n".join(lines) + "\n"
+PE_MED, PE_P95 = "project_error/median", "project_error/p95"
 
 
-def goals(default: dict, umap_row: dict | None) -> list[dict]:
-    g = [{"text": f"ppr >= 0.99 on train and test at every epoch (min train {fmt(default['ppr_train_min'], '.4f')}, "
-                  f"min test {fmt(default['ppr_test_min'], '.4f')})",
-          "met": bool(default["ppr_train_min"] >= 0.99 and default["ppr_test_min"] >= 0.99)},
-         {"text": f"stab_spearman >= 0.85 ({fmt(default['stab_spearman'])})",
-          "met": bool(default["stab_spearman"] is not None and default["stab_spearman"] >= 0.85)}]
-    if umap_row is not None:
-        g.append({"text": f"mean nn_rate@15 >= umap-learn's ({fmt(default['nn_rate_mean'])} vs "
-                          f"{fmt(umap_row['nn_rate_mean'])})",
-                  "met": bool(default["nn_rate_mean"] >= umap_row["nn_rate_mean"])})
-        g.append({"text": f"mean capture+fit per epoch <= umap-learn's mean fit_transform "
-                          f"({fmt(default['capture_fit_s'], '.2f')} s vs {fmt(umap_row['fit_s'], '.2f')} s, "
-                          f"ratio {fmt(default['ratio'], '.2f')})",
-                  "met": bool(default["ratio"] <= 1.0)})
+def summarise_config(label: str, res: dict, capture_s: dict[int, float], umap: dict | None) -> dict:
+    """One row of a case's table: means and worst cases over the configuration's epochs."""
+    ms = res["metrics"]
+    eps = [e["epoch"] for e in res["epochs"]]
+    m = [ms[str(e)] for e in eps]
+    total = [capture_s[e["epoch"]] + e["fit_s"] for e in res["epochs"]]
+    umap_fit = {u["epoch"]: u["fit_transform_s"] for u in umap["epochs"]} if umap else {}
+    umap_nn = {u["epoch"]: u["metrics"]["nn_rate@15"] for u in umap["epochs"]} if umap else {}
+    umap_s = _mean([umap_fit.get(e) for e in eps]) if umap else float("nan")
+    row = {"label": label, "epochs": eps, "capture_fit_s": _mean(total), "fit_s": _mean([e["fit_s"] for e in res["epochs"]]),
+           "ppr_train_min": _min([x.get("ppr/train") for x in m]), "ppr_test_min": _min([x.get("ppr/test") for x in m]),
+           "map_consistency_min": _min([x.get("map_consistency") for x in m]),
+           "project_error_median_max": _max([x.get(PE_MED) for x in m]),
+           "project_error_p95_max": _max([x.get(PE_P95) for x in m]),
+           "nn_rate_min": _min([x.get("nn_rate@15") for x in m]), "nn_rate_mean": _mean([x.get("nn_rate@15") for x in m]),
+           "nn_rate_vs_umap_min": _min([x.get("nn_rate@15") / umap_nn[e] for x, e in zip(m, eps)
+                                        if x.get("nn_rate@15") is not None and umap_nn.get(e)]) if umap else float("nan"),
+           "trust_mean": _mean([x.get("trustworthiness@15") for x in m]),
+           "stab_spearman": (res.get("summary") or {}).get("stab_spearman"),
+           "peak_rss_mb": _max([e.get("fit_peak_rss_mb") for e in res["epochs"]]),
+           "umap_fit_s_same_epochs": umap_s}
+    row["ratio"] = row["capture_fit_s"] / umap_s if umap else float("nan")
+    return row
+
+
+def summarise_umap(u: dict) -> dict:
+    es = u["epochs"]
+    return {"label": f"umap-learn (ppr: inverse_transform, {u['ppr_samples']} samples)", "epochs": [e["epoch"] for e in es],
+            "capture_fit_s": float("nan"), "fit_s": _mean([e["fit_transform_s"] for e in es]), "ratio": 1.0,
+            "ppr_train_min": _min([e["metrics"].get("ppr/train") for e in es]),
+            "ppr_test_min": _min([e["metrics"].get("ppr/test") for e in es]),
+            "map_consistency_min": float("nan"), "project_error_median_max": float("nan"),
+            "project_error_p95_max": float("nan"),
+            "nn_rate_min": _min([e["metrics"]["nn_rate@15"] for e in es]),
+            "nn_rate_mean": _mean([e["metrics"]["nn_rate@15"] for e in es]), "nn_rate_vs_umap_min": 1.0,
+            "trust_mean": _mean([e["metrics"]["trustworthiness@15"] for e in es]),
+            "stab_spearman": u["summary"]["stab_spearman"], "peak_rss_mb": _max([e["fit_peak_rss_mb"] for e in es])}
+
+
+def goals(row: dict, has_umap: bool) -> list[dict]:
+    """Issue 7's goals, in its priority order, for one configuration's row ("met": None where the
+    figure was not measured, e.g. project_error before the engine reports it)."""
+    g = [{"text": f"ppr >= 0.99 at every epoch, train and test (min {fmt(row['ppr_train_min'], '.4f')} / "
+                  f"{fmt(row['ppr_test_min'], '.4f')})",
+          "met": bool(row["ppr_train_min"] >= 0.99 and row["ppr_test_min"] >= 0.99)}]
+    if has_umap:
+        g.append({"text": f"nn_rate@15 >= umap-learn's at every epoch (lowest ratio {fmt(row['nn_rate_vs_umap_min'], '.2f')})",
+                  "met": bool(row["nn_rate_vs_umap_min"] >= 1.0)})
+    g += [{"text": f"map_consistency >= 0.99 (min {fmt(row['map_consistency_min'], '.4f')})",
+           "met": bool(row["map_consistency_min"] >= 0.99)},
+          {"text": f"stab_spearman >= 0.85 ({fmt(row['stab_spearman'])})",
+           "met": bool(row["stab_spearman"] is not None and row["stab_spearman"] >= 0.85)},
+          {"text": f"project_error median <= 0.005 and p95 <= 0.02 at every epoch (worst "
+                   f"{fmt(row['project_error_median_max'], '.4f')} / {fmt(row['project_error_p95_max'], '.4f')})",
+           "met": (None if not np.isfinite(row["project_error_median_max"]) else
+                   bool(row["project_error_median_max"] <= 0.005 and row["project_error_p95_max"] <= 0.02))}]
+    if has_umap:
+        g.append({"text": f"mean capture+fit per epoch <= 0.5x umap-learn's mean fit_transform (ratio {fmt(row['ratio'], '.2f')})",
+                  "met": bool(row["ratio"] <= 0.5)})
     return g
 
 
-# --------------------------------------------------------------------------- main modes
-def mnist_benchmark(opts, command: str) -> dict:
-    quick = opts.quick
-    n_train, n_test, n_epochs = (1600, 400, 3) if quick else (8000, 2000, 8)
-    overrides = dict(QUICK_OVERRIDES) if quick else {}
-    if opts.epochs:
-        n_epochs = opts.epochs
-    ppr_epochs = [int(x) for x in opts.umap_ppr_epochs.split(",")] if opts.umap_ppr_epochs else None
-    ref_epochs = min(opts.reference_epochs or (2 if quick else n_epochs), n_epochs)
-    ppr_samples = opts.umap_ppr_samples if opts.umap_ppr_samples is not None else (30 if quick else 300)
-    workdir = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="dvi-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    run = workdir / "mnist"
-    t_all = time.perf_counter()
-    load_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    log(f"MNIST benchmark: {n_train} train + {n_test} test digits, {n_epochs} epochs; work dir {workdir}")
+def per_epoch_table(res: dict, capture_s: dict[int, float], umap: dict | None) -> list[str]:
+    umap_by = {u["epoch"]: u for u in umap["epochs"]} if umap else {}
+    cols = ["epoch", "capture+fit s", "fit s", "÷ umap", "nn_rate@15", "umap nn_rate", "ppr/train", "ppr/test",
+            "map_consistency", "project_error med / p95", "trust@15", "fit RSS MiB", "load (1 min)"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols)]
+    for ep in res["epochs"]:
+        e = ep["epoch"]
+        m = res["metrics"][str(e)]
+        u = umap_by.get(e)
+        cf = capture_s[e] + ep["fit_s"]
+        lines.append("| " + " | ".join([
+            str(e), fmt(cf, ".1f"), fmt(ep["fit_s"], ".1f"), fmt(cf / u["fit_transform_s"] if u else None, ".2f"),
+            fmt(m.get("nn_rate@15")), fmt(u["metrics"]["nn_rate@15"] if u else None), fmt(m.get("ppr/train"), ".4f"),
+            fmt(m.get("ppr/test"), ".4f"), fmt(m.get("map_consistency"), ".4f"),
+            f"{fmt(m.get(PE_MED), '.4f')} / {fmt(m.get(PE_P95), '.4f')}", fmt(m.get("trustworthiness@15")),
+            fmt(ep.get("fit_peak_rss_mb"), ".0f"), fmt((ep.get("load") or [None])[0], ".1f")]) + " |")
+    return lines
 
-    log("record: train SmallCNN, capture + default fit after each epoch")
-    rec = run_stage("record", {"label": "default", "run": str(run), "n_train": n_train, "n_test": n_test,
-                               "epochs": n_epochs, "seed": 0, "overrides": overrides}, workdir)
+
+def umap_epoch_table(u: dict) -> list[str]:
+    cols = ["epoch", "fit_transform s", "nn_rate@15", "trust@15", "ppr/train", "ppr/test", "inverse ms/point",
+            "RSS MiB", "load (1 min)"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols)]
+    for e in u["epochs"]:
+        m = e["metrics"]
+        lines.append("| " + " | ".join([str(e["epoch"]), fmt(e["fit_transform_s"], ".1f"), fmt(m["nn_rate@15"]),
+                                        fmt(m["trustworthiness@15"]), fmt(m.get("ppr/train")), fmt(m.get("ppr/test")),
+                                        fmt(e["inverse_ms_per_point"], ".0f"), fmt(e["fit_peak_rss_mb"], ".0f"),
+                                        fmt((e.get("load") or [None])[0], ".1f")]) + " |")
+    return lines
+
+
+def threads_line(res: dict) -> str:
+    t = res.get("threads") or {}
+    te = res.get("threads_end") or {}
+    s = f"torch intra-op {t.get('torch_intraop')}, inter-op {t.get('torch_interop')}"
+    if te and te.get("torch_intraop") != t.get("torch_intraop"):
+        s += f" (after the fits: intra-op {te.get('torch_intraop')})"
+    env = {k: v for k, v in t.items() if k.isupper()}
+    if env:
+        s += ", " + ", ".join(f"{k}={v}" for k, v in env.items())
+    return s
+
+
+def case_markdown(case: str, c: dict) -> list[str]:
+    lines = [f"#### {case}", "", f"Data: {c['describe']}; {c['n_epochs']} epochs.", ""]
+    rows = c["rows"]
+    lines += ["| configuration | capture+fit s/epoch | ÷ umap | ppr/train min | ppr/test min | map_consistency min "
+              "| project_error med / p95 (worst) | nn_rate@15 min (mean) | nn_rate ÷ umap, worst epoch | stab_spearman "
+              "| trust@15 mean | peak RSS of a fit MiB |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"| {r['label']} | failed: {r['error']} |" + " |" * 10)
+            continue
+        cf = fmt(r["capture_fit_s"], ".1f") if np.isfinite(r["capture_fit_s"]) else f"{fmt(r['fit_s'], '.1f')} (fit_transform)"
+        lines.append(f"| {r['label']} | {cf} | {fmt(r['ratio'], '.2f')} | {fmt(r['ppr_train_min'], '.4f')} | "
+                     f"{fmt(r['ppr_test_min'], '.4f')} | {fmt(r['map_consistency_min'], '.4f')} | "
+                     f"{fmt(r['project_error_median_max'], '.4f')} / {fmt(r['project_error_p95_max'], '.4f')} | "
+                     f"{fmt(r['nn_rate_min'])} ({fmt(r['nn_rate_mean'])}) | {fmt(r['nn_rate_vs_umap_min'], '.2f')} | "
+                     f"{fmt(r['stab_spearman'])} | {fmt(r['trust_mean'])} | {fmt(r['peak_rss_mb'], '.0f')} |")
+    lines.append("")
+    for r in rows:
+        if r.get("goals"):
+            word = {True: "met", False: "**not met**", None: "not measured"}
+            lines.append(f"Goals, {r['label']}: " + "; ".join(f"{word[g['met']]}: {g['text']}"
+                                                           for g in r["goals"]) + ".")
+            lines.append("")
+    for label, res in c["configs"].items():
+        if res.get("error"):
+            continue
+        lines += [f"Per epoch, {label} ({threads_line(res)}):", ""]
+        lines += per_epoch_table(res, c["capture_s"], c.get("umap") if not (c.get("umap") or {}).get("error") else None)
+        lines.append("")
+    u = c.get("umap")
+    if u and not u.get("error"):
+        lines += [f"Per epoch, umap-learn (numba threads {u.get('numba_threads')}, {threads_line(u)}):", ""]
+        lines += umap_epoch_table(u)
+        lines.append("")
+    for note in c.get("notes", []):
+        lines.append(f"- {note}")
+    lines.append("")
+    return lines
+
+
+def header_markdown(res: dict) -> list[str]:
+    mach = res["machine"]
+    return [f"Command: `{res['command']}`  ",
+            f"Date: {res['date']} · commit {res['commit']} · {mach['cpus']} CPUs, torch {mach['torch']}, "
+            f"umap-learn {mach.get('umap_learn')}, GPU: {mach.get('cuda') or 'none'}  ",
+            f"Load average (1/5/15 min): {res.get('load_start')} at the start, {res.get('load_end')} at the end; "
+            f"wall time {res.get('total_s', 0) / 60:.0f} min", ""]
+
+
+def machine() -> dict:
+    import torch
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    try:
+        from importlib.metadata import version
+        info["umap_learn"] = version("umap-learn")
+    except Exception:
+        info["umap_learn"] = None
+    return info
+
+
+# --------------------------------------------------------------------------- main modes
+def case_benchmark(case: str, opts, workdir: Path) -> dict:
+    quick = opts.quick
+    overrides = dict(QUICK_OVERRIDES) if quick else {}
+    n_epochs = opts.epochs or (3 if quick else {"mnist": 8, "digits": 5}[case])
+    presets = [p for p in opts.presets.split(",") if p]
+    ref_epochs = min(opts.reference_epochs or (1 if quick else 2), n_epochs)
+    ppr_samples = opts.umap_ppr_samples if opts.umap_ppr_samples is not None else (30 if quick else 300)
+    ppr_epochs = ([int(x) for x in opts.umap_ppr_epochs.split(",")] if opts.umap_ppr_epochs else [1, n_epochs])
+    run = workdir / f"{case}-{presets[0]}"
+    log(f"{case}: record ({n_epochs} epochs), {presets[0]} fitted after each capture")
+    rec = run_stage("record", {"label": f"{case}-{presets[0]}", "case": case, "quick": quick, "run": str(run),
+                               "epochs": n_epochs, "seed": 0, "preset": presets[0], "overrides": overrides}, workdir)
+    if rec.get("error"):
+        return {"error": rec["error"], "describe": case, "n_epochs": n_epochs}
     capture_s = {e["epoch"]: e["capture_s"] for e in rec["epochs"]}
     epochs = [e["epoch"] for e in rec["epochs"]]
-
-    umap_res = None
+    configs = {presets[0]: rec}
+    runs = {presets[0]: str(run)}
+    umap_res, umap_emb = None, workdir / f"{case}-umap-embeddings.npz"
     if not opts.skip_umap:
-        log("umap-learn baseline on the same features")
-        umap_res = run_stage("umap", {"label": "umap", "run": str(run), "epochs": epochs, "seed": 0,
-                                      # umap takes its exact-kNN path up to 4,096 points, nndescent beyond:
-                                      # warm the path the data will take
-                                      "umap_seed": opts.umap_seed,
-                                      "warm_points": 5000 if n_train + n_test > 4096 else 1000,
-                                      "ppr_samples": ppr_samples, "ppr_epochs": ppr_epochs}, workdir)
-
-    mem = None
-    if opts.fit_only_rerun:
-        log("default configuration again, fit only, fresh process")
-        mem = run_stage("fit", {"label": "default-rerun", "src": str(run), "run": str(workdir / "mnist-default"),
-                                "epochs": epochs, "preset": "default", "device": opts.device,
-                                "overrides": overrides}, workdir)
-
-    ref = None
-    if not opts.skip_reference:
-        log(f"reference configuration (DVI), {ref_epochs} epochs, fresh process")
-        ref = run_stage("fit", {"label": "reference", "src": str(run), "run": str(workdir / "mnist-reference"),
-                                "epochs": epochs[:ref_epochs], "preset": "reference", "device": opts.device,
-                                "overrides": overrides},
-                        workdir)
-
-    umap_row = summarise_umap(umap_res) if umap_res else None
-    umap_s = umap_row["fit_s"] if umap_row else None
-    def fit_peak(res):
-        return max(e["fit_peak_rss_mb"] for e in res["epochs"])
-    default = summarise_dvi("default", rec["epochs"], rec, capture_s, fit_peak(rec), umap_s)
-    default["label"] = "dvi_widget default"
-    rows = [default]
-    default_refit = summarise_dvi("default (fit-only rerun)", mem["epochs"], mem, capture_s, fit_peak(mem),
-                                  umap_s) if mem else None
-    if ref:
-        r = summarise_dvi("reference", ref["epochs"], ref, capture_s, fit_peak(ref), umap_s)
-        r["label"] = "DVI reference" + (f" ({ref_epochs} of {n_epochs} epochs)" if ref_epochs < n_epochs else "")
+        log(f"{case}: umap-learn on the same features")
+        umap_res = run_stage("umap", {"label": case, "run": str(run), "epochs": epochs, "seed": 0,
+                                      "umap_seed": opts.umap_seed, "warm_points": 5000,
+                                      "ppr_samples": ppr_samples, "ppr_epochs": ppr_epochs,
+                                      "embeddings": str(umap_emb)}, workdir)
+    for preset in presets[1:]:
+        eps = epochs[:ref_epochs] if preset == "reference" else epochs
+        log(f"{case}: {preset}, {len(eps)} epochs, fresh process")
+        dst = workdir / f"{case}-{preset}"
+        configs[preset] = run_stage("fit", {"label": f"{case}-{preset}", "case": case, "src": str(run), "run": str(dst),
+                                            "epochs": eps, "preset": preset, "overrides": overrides}, workdir)
+        runs[preset] = str(dst)
+    umap_ok = umap_res if umap_res and not umap_res.get("error") else None
+    rows = []
+    for label, res in configs.items():
+        if res.get("error"):
+            rows.append({"label": label, "error": res["error"]})
+            continue
+        r = summarise_config(label + (f" ({len(res['epochs'])} of {n_epochs} epochs)" if len(res["epochs"]) < n_epochs else ""),
+                             res, capture_s, umap_ok)
+        r["goals"] = goals(r, umap_ok is not None)
         rows.append(r)
-    if umap_row:
-        umap_row["label"] = f"umap-learn (fit_transform; ppr on {umap_res['ppr_samples']} samples/epoch)"
-        rows.append(umap_row)
-
-    cols = ["epoch", "capture s", "default fit s", "default fit RSS MiB", "default ppr/train", "default ppr/test",
-            "default nn_rate"]
-    if ref:
-        cols += ["ref fit s", "ref ppr/train", "ref ppr/test", "ref nn_rate"]
-    if umap_res:
-        cols += ["umap fit_transform s", "umap ppr/train", "umap ppr/test", "umap nn_rate"]
-    per_epoch = []
-    for i, e in enumerate(epochs):
-        m = rec["metrics"][str(e)]
-        row = [str(e), fmt(capture_s[e], ".2f"), fmt(rec["epochs"][i]["fit_s"], ".2f"),
-               fmt(rec["epochs"][i]["fit_peak_rss_mb"], ".0f"), fmt(m.get("ppr/train"), ".4f"),
-               fmt(m.get("ppr/test"), ".4f"), fmt(m.get("nn_rate@15"))]
-        if ref:
-            if str(e) in ref["metrics"]:
-                rm = ref["metrics"][str(e)]
-                row += [fmt(ref["epochs"][i]["fit_s"], ".2f"), fmt(rm.get("ppr/train"), ".4f"),
-                        fmt(rm.get("ppr/test"), ".4f"), fmt(rm.get("nn_rate@15"))]
-            else:
-                row += ["—"] * 4
-        if umap_res:
-            um = umap_res["epochs"][i]
-            row += [fmt(um["fit_transform_s"], ".2f"), fmt(um["metrics"]["ppr/train"]), fmt(um["metrics"]["ppr/test"]),
-                    fmt(um["metrics"]["nn_rate@15"])]
-        per_epoch.append(row)
-
+    if umap_ok:
+        rows.append(summarise_umap(umap_ok))
+    elif umap_res:
+        rows.append({"label": "umap-learn", "error": umap_res["error"]})
+    pics = {}
+    if not opts.skip_pictures:
+        last = epochs[-1]
+        umap_last = next((e["metrics"] for e in umap_ok["epochs"] if e["epoch"] == last), {}) if umap_ok else {}
+        pics = run_stage("pictures", {"label": case, "case": case, "runs": runs, "epoch": last,
+                                      "umap_embeddings": str(umap_emb), "umap_metrics": umap_last,
+                                      "out": opts.pictures, "size": opts.picture_size}, workdir)
     notes = [
-        "capture+fit: the mean over all epochs, the first (cold) one included, of `rec.capture(...)` plus the "
-        "incremental `dvi.fit(run)` right after it, both timed inside the training process; the reference "
-        "configuration reuses those same captures (capture does not depend on the fit configuration) and adds "
-        "its own incremental fit times, measured in a fresh process.",
-        "peak RSS of a fit: the highest resident memory of the process (psutil, sampled every 5 ms) during "
-        "any one epoch's `dvi.fit` call, each configuration in its own fresh process (the default's is the "
-        "training process, which also holds the CNN and the 10,000 digits; the reference's a fit-only process; "
-        "torch itself accounts for about 300 MiB); for umap-learn, during `fit_transform`. "
-        f"ru_maxrss of the whole processes: training+default {rec['peak_rss_mb']:.0f} MiB"
-        + (f", reference {ref['peak_rss_mb']:.0f} MiB" if ref else "")
-        + (f", umap-learn {umap_res['peak_rss_mb']:.0f} MiB (warm-up and inverse_transform included)" if umap_res else "")
-        + ".",
+        "capture+fit: per epoch, `rec.capture(...)` plus the incremental `dvi.fit(run, preset=...)` after it; the "
+        f"first preset ({presets[0]}) is timed inside the training process, the others fit a copy of the same "
+        "recorded epochs in a fresh process and add their fit time to the same capture time. The ratio divides by "
+        "umap-learn's mean fit_transform over the same epochs, measured in the same invocation.",
+        "peak RSS of a fit: the highest resident memory of the configuration's process during one epoch's `dvi.fit` "
+        "(psutil, sampled every 5 ms; torch alone is ~300 MiB of it); for umap-learn, during `fit_transform`.",
     ]
-    if default_refit:
-        notes.append(f"fit-only rerun of the default in a fresh process: {fmt(default_refit['fit_s'], '.2f')} s/epoch fit, "
-                     f"ppr/train min {fmt(default_refit['ppr_train_min'], '.4f')}, ppr/test min "
-                     f"{fmt(default_refit['ppr_test_min'], '.4f')}, stab_spearman {fmt(default_refit['stab_spearman'])}, "
-                     f"peak RSS {fmt(default_refit['peak_rss_mb'], '.0f')} MiB.")
-    if umap_res:
+    if umap_ok:
+        u = umap_ok
         notes.append(
-            f"umap-learn: `umap.UMAP(n_neighbors=15, min_dist=0.1, random_state={umap_res['random_state']})`, "
-            f"numba warmed first on {umap_res['warm_points']} random points ({umap_res['warm_s']:.0f} s, not timed); "
-            f"nn_rate@15, trustworthiness@15 and stab_spearman computed with dvi_widget.engine.metrics on the same "
-            f"query subset as the engine; ppr from `inverse_transform` of each sample's embedding row on a fixed "
-            f"random subset of {umap_res['ppr_samples']} samples ({umap_res['ppr_samples_train']} train, "
-            f"{umap_res['ppr_samples_test']} test) per epoch, "
-            + (f"at epochs {', '.join(map(str, ppr_epochs))} only (--umap-ppr-epochs), " if ppr_epochs else "")
-            + f"{_mean([e['inverse_ms_per_point'] for e in umap_res['epochs'] if np.isfinite(e['inverse_ms_per_point'])]):.0f} ms a point, "
-            f"so each of its ppr figures has a standard error of about "
-            f"{100 * np.sqrt(0.05 * 0.95 / max(umap_res['ppr_samples_test'], 1)):.1f} percentage points (at ppr ~0.95).")
+            f"umap-learn: `umap.UMAP({'' if u['random_state'] is None else 'random_state=%d' % u['random_state']})` "
+            f"(its defaults: n_neighbors 15, min_dist 0.1), numba threads {u.get('numba_threads')}, warmed first by "
+            f"`fit_transform` + `inverse_transform` of {u['warm_points']} random points ({u['warm_s']:.0f} s, not "
+            f"timed); nn_rate@15, trustworthiness@15 and stab_spearman computed with dvi_widget.engine.metrics on the "
+            f"engine's query subset. ppr has no meaning for umap-learn without an inverse: here it is the share of a "
+            f"fixed subset of {u['ppr_samples']} samples ({u['ppr_samples_train']} train, {u['ppr_samples_test']} "
+            f"test) whose head prediction survives `inverse_transform` of the sample's own embedding row, at epochs "
+            f"{', '.join(map(str, ppr_epochs))} only (it costs "
+            f"{_mean([e['inverse_ms_per_point'] for e in u['epochs']]):.0f} ms a point here); standard error about "
+            f"{100 * np.sqrt(0.05 * 0.95 / max(u['ppr_samples_test'], 1)):.1f} points at ppr ~0.95.")
+    if "reference" in configs and ref_epochs < n_epochs:
+        notes.append(f"reference (DVI) fitted on the first {ref_epochs} of {n_epochs} epochs only "
+                     f"(`--reference-epochs`): it costs minutes per epoch here.")
     if quick:
-        notes.append(f"--quick: a smoke check with fit overrides {QUICK_OVERRIDES} for every configuration; "
-                     f"its figures do not describe the configurations.")
-    if THREADS:
-        notes.append(f"--threads {THREADS}: torch, numba and OpenMP limited to {THREADS} thread(s) in every stage.")
-    if ref and ref_epochs < n_epochs:
-        notes.append(f"the reference was fitted on the first {ref_epochs} epochs only (--reference-epochs).")
-    result = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "commit": git_commit(), "machine": machine(),
-              "data": f"bundled MNIST, {n_train} train + {n_test} test digits, demo SmallCNN, {n_epochs} epochs",
-              "load_start": load_start, "rows": rows, "default_fit_only": default_refit, "goals": goals(default, umap_row),
-              "per_epoch": per_epoch, "per_epoch_cols": cols, "notes": notes,
-              "raw": {"record": rec, "default_fit_only": mem, "reference": ref, "umap": umap_res},
-              "total_s": time.perf_counter() - t_all}
+        notes.append(f"--quick: smaller data and fit overrides {QUICK_OVERRIDES}; the figures do not describe the presets.")
+    return {"describe": rec["describe"], "n_epochs": n_epochs, "rows": rows, "configs": configs, "umap": umap_res,
+            "capture_s": capture_s, "pictures": pics.get("pictures", {}), "notes": notes}
+
+
+def cases_benchmark(opts, command: str) -> dict:
+    workdir = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="dvi-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    res = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "commit": git_commit(), "machine": machine(), "load_start": loadavg(), "cases": {}}
+    for case in opts.cases.split(","):
+        res["cases"][case] = case_benchmark(case, opts, workdir)
+        res["cases"][case]["capture_s"] = {str(k): v for k, v in res["cases"][case].get("capture_s", {}).items()}
+    res["load_end"] = loadavg()
+    res["total_s"] = time.perf_counter() - t0
     if not opts.workdir and not opts.keep:
         shutil.rmtree(workdir, ignore_errors=True)
-    return result
+    return res
+
+
+def cases_markdown(res: dict) -> str:
+    lines = header_markdown(res)
+    for case, c in res["cases"].items():
+        if c.get("error"):
+            lines += [f"#### {case}", "", f"failed: {c['error']}", ""]
+            continue
+        c = dict(c, capture_s={int(k): v for k, v in c["capture_s"].items()})
+        lines += case_markdown(case, c)
+    return "\n".join(lines) + "\n"
+
+
+def scaling_benchmark(opts, command: str) -> dict:
+    workdir = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="dvi-scale-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    epochs = opts.epochs or 3
+    t0 = time.perf_counter()
+    res = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "commit": git_commit(), "machine": machine(), "load_start": loadavg(), "rows": []}
+    sizes = [tuple(int(v) for v in size.lower().split("x")) for size in opts.sizes.split(",")]
+    for n, d in sizes:
+        log(f"scaling: {n} x {d}, {epochs} epochs, preset {opts.scaling_preset}")
+        ours = run_stage("scale", {"label": f"{n}x{d}", "n": n, "dim": d, "epochs": epochs, "seed": 0,
+                                   "preset": opts.scaling_preset, "run": str(workdir / f"scale-{n}x{d}"),
+                                   "overrides": {}}, workdir)
+        res["rows"].append({"n": n, "d": d, "epochs": epochs, "ours": ours})
+        Path(opts.out).mkdir(parents=True, exist_ok=True)
+        (Path(opts.out) / "engine-scaling.partial.json").write_text(json.dumps(res, indent=1, default=float))
+    if not opts.skip_umap:
+        log("scaling: umap-learn on the same features, every size in one process")
+        um = run_stage("scale-umap", {"label": "all", "sizes": sizes, "epochs": epochs, "seed": 0,
+                                      "umap_seed": opts.umap_seed}, workdir)
+        res["umap"] = um
+        for r in res["rows"]:
+            r["umap"] = (um.get("sizes") or {}).get(f"{r['n']}x{r['d']}") or {"error": um.get("error", "missing")}
+    else:
+        for r in res["rows"]:
+            r["umap"] = {"error": "skipped"}
+    res["load_end"] = loadavg()
+    res["total_s"] = time.perf_counter() - t0
+    if not opts.workdir and not opts.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return res
+
+
+def scaling_markdown(res: dict) -> str:
+    lines = header_markdown(res)
+    cols = ["N x D", "capture s (mean)", "fit s, epoch 1 (cold)", "fit s, later epochs (mean)",
+            "umap fit_transform s", "÷ umap, later epoch", "÷ umap, epoch 1", "peak RSS MiB: ours / umap",
+            "nn_rate@15 last: ours / umap", "threads: torch / numba", "load (1 min) ours / umap"]
+    lines += ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
+    for r in res["rows"]:
+        o, u = r["ours"], r["umap"]
+        name = f"{r['n']:,} x {r['d']}"
+        if o.get("error"):
+            lines.append(f"| {name} | failed: {o['error']} |" + " |" * (len(cols) - 2))
+            continue
+        es = o["epochs"]
+        later = [e["fit_s"] for e in es[1:]] or [es[0]["fit_s"]]
+        uf = u.get("fit_transform_s") if not u.get("error") else None
+        last_m = es[-1]["metrics"]
+        lines.append("| " + " | ".join([
+            name, fmt(_mean([e["capture_s"] for e in es]), ".1f"), fmt(es[0]["fit_s"], ".1f"), fmt(_mean(later), ".1f"),
+            fmt(uf, ".1f"), fmt(_mean(later) / uf if uf else None, ".2f"), fmt(es[0]["fit_s"] / uf if uf else None, ".2f"),
+            f"{fmt(o['peak_rss_mb'], '.0f')} / {fmt(u.get('fit_peak_rss_mb'), '.0f')}",
+            f"{fmt(last_m.get('nn_rate@15'))} / {fmt(u.get('nn_rate@15'))}",
+            f"{(o.get('threads') or {}).get('torch_intraop')} / {u.get('numba_threads')}",
+            f"{fmt((o.get('load_start') or [None])[0], '.1f')} / {fmt((u.get('load_start') or [None])[0], '.1f')}"]) + " |")
+    lines += ["", "- ours: `rec.capture(features=H, head=head, epoch=e)` then `dvi.fit(run)` each epoch, in one process per "
+              "size (peak RSS: that process's ru_maxrss, data generation and recording included); umap-learn: "
+              "`umap.UMAP().fit_transform` of the last epoch's features, every size in one further process warmed once "
+              "by a `fit_transform` of 5,000 random points (not timed; numba's compilation took "
+              f"{fmt((res.get('umap') or {}).get('warm_s'), '.0f')} s); its peak RSS is the process's resident memory "
+              "sampled during that call (the process held torch, umap-learn and the features before it). 'later epoch' is "
+              "the mean fit over epochs 2..E (warm-started); 'epoch 1' includes every one-off cost a fresh process pays "
+              "(above 50,000 points, pynndescent's numba compilation).",
+              "- features: `synthetic_features` in benchmarks/engine.py: 10 classes, each a blob spread along its own "
+              "8-D subspace, centres pulling apart and drifting every epoch; a random linear head nudged each epoch."]
+    return "\n".join(lines) + "\n"
 
 
 def synthetic_benchmark(opts, command: str) -> dict:
-    quick = opts.quick
-    n, d, epochs = (4000, 64, 3) if quick else (50_000, 512, 8)
-    if opts.epochs:
-        epochs = opts.epochs
+    n, d, epochs = (4000, 64, 3) if opts.quick else (50_000, 512, 8)
+    epochs = opts.epochs or epochs
     workdir = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="dvi-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    load_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    log(f"synthetic features-only benchmark: {n} samples x {d} features, {epochs} epochs, device {opts.device}")
-    res = run_stage("synthetic", {"label": "synthetic", "run": str(workdir / "synthetic"), "n": n, "dim": d,
-                                  "epochs": epochs, "seed": 0, "device": opts.device,
-                                  "overrides": dict(QUICK_OVERRIDES) if quick else {}}, workdir)
-    es = res["epochs"]
-    ms = res["metrics"]
-    row = {"label": f"dvi_widget default, {res['device']}", "capture_fit_s": _mean([e["capture_s"] + e["fit_s"] for e in es]),
-           "fit_s": _mean([e["fit_s"] for e in es]), "ratio": float("nan"),
-           "ppr_train_min": _min([ms[str(e["epoch"])].get("ppr/train") for e in es]),
-           "ppr_test_min": _min([ms[str(e["epoch"])].get("ppr/test") for e in es]),
-           "stab_spearman": res["summary"].get("stab_spearman"),
-           "nn_rate_mean": _mean([ms[str(e["epoch"])].get("nn_rate@15") for e in es]),
-           "trust_mean": _mean([ms[str(e["epoch"])].get("trustworthiness@15") for e in es]),
-           "peak_rss_mb": max(e["fit_peak_rss_mb"] for e in es)}
-    later = es[1:] or es
-    cols = ["epoch", "capture s", "fit s", "of which fit_epoch s", "capture+fit s", "ppr", "nn_rate@15"]
-    per_epoch = [[str(e["epoch"]), fmt(e["capture_s"], ".2f"), fmt(e["fit_s"], ".2f"),
-                  fmt(e["fit_info"]["seconds"], ".2f"), fmt(e["capture_s"] + e["fit_s"], ".2f"),
-                  fmt(ms[str(e["epoch"])].get("ppr"), ".4f"), fmt(ms[str(e["epoch"])].get("nn_rate@15"))] for e in es]
-    notes = [f"synthetic clustered features ({n} x {d}, 10 classes, 80/20 train/test) that separate and drift "
-             f"over epochs, a random linear head nudged each epoch, features-only `rec.capture(features=H, head=head)` "
-             f"then `dvi.fit(run)`; seconds per epoch = capture + incremental fit.",
-             f"mean capture+fit over epochs after the first: {_mean([e['capture_s'] + e['fit_s'] for e in later]):.2f} s "
-             f"(goal on a GPU: under 1 s per epoch)."]
-    if quick:
-        notes.append(f"--quick: a CPU smoke check at {n} x {d} with fit overrides {QUICK_OVERRIDES}.")
-    if res.get("gpu"):
-        notes.append(f"GPU {res['gpu']}, peak GPU memory allocated by torch {res['peak_gpu_mb']:.0f} MiB.")
-    result = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "commit": git_commit(), "machine": machine(), "data": f"synthetic {n} x {d}, {epochs} epochs",
-              "load_start": load_start, "rows": [row], "goals": [{"text": f"seconds per epoch after the first < 1 s on a GPU "
-                                                f"({_mean([e['capture_s'] + e['fit_s'] for e in later]):.2f} s)",
-                                        "met": bool(_mean([e['capture_s'] + e['fit_s'] for e in later]) < 1.0)}],
-              "per_epoch": per_epoch, "per_epoch_cols": cols, "notes": notes, "raw": res}
+    res = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "commit": git_commit(), "machine": machine(), "load_start": loadavg()}
+    log(f"synthetic features-only benchmark: {n} x {d}, {epochs} epochs, device {opts.device}")
+    res["raw"] = run_stage("synthetic", {"label": "synthetic", "run": str(workdir / "synthetic"), "n": n, "dim": d,
+                                         "epochs": epochs, "seed": 0, "device": opts.device, "overrides": {}}, workdir)
+    res["load_end"] = loadavg()
     if not opts.workdir and not opts.keep:
         shutil.rmtree(workdir, ignore_errors=True)
-    return result
+    return res
+
+
+def synthetic_markdown(res: dict) -> str:
+    lines = header_markdown(res)
+    r = res["raw"]
+    if r.get("error"):
+        return "\n".join(lines + [f"failed: {r['error']}"]) + "\n"
+    lines += [f"Device {r['device']} {r.get('gpu') or ''}, peak GPU memory {fmt(r.get('peak_gpu_mb'), '.0f')} MiB", "",
+              "| epoch | capture s | fit s | capture+fit s | ppr | nn_rate@15 |", "|---:|---:|---:|---:|---:|---:|"]
+    for e in r["epochs"]:
+        lines.append(f"| {e['epoch']} | {e['capture_s']:.2f} | {e['fit_s']:.2f} | {e['capture_s'] + e['fit_s']:.2f} | "
+                     f"{fmt(e['metrics'].get('ppr'), '.4f')} | {fmt(e['metrics'].get('nn_rate@15'))} |")
+    later = [e["capture_s"] + e["fit_s"] for e in r["epochs"][1:]]
+    lines += ["", f"Mean capture+fit after the first epoch: {fmt(_mean(later), '.2f')} s (goal on a GPU: < 1 s)."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke check: 2,000 digits, 3 epochs, few steps (about 2 minutes)")
-    p.add_argument("--out", default=str(HERE / "results"), help="folder for the markdown table and the JSON")
-    p.add_argument("--skip-reference", action="store_true", help="do not fit DVI's reference configuration")
-    p.add_argument("--reference-epochs", type=int, default=None, help="fit the reference on the first N epochs only")
-    p.add_argument("--fit-only-rerun", action="store_true",
-                   help="also fit the default configuration again in a fresh fit-only process")
-    p.add_argument("--skip-umap", action="store_true", help="do not run the umap-learn baseline")
-    p.add_argument("--umap-seed", type=int, default=None,
-                   help="umap random_state (default None: umap's parallel, non-deterministic mode)")
-    p.add_argument("--umap-ppr-samples", type=int, default=None,
-                   help="samples per epoch for umap's inverse_transform ppr (default 300; 40 with --quick)")
-    p.add_argument("--umap-ppr-epochs", default=None,
-                   help="comma-separated epochs at which to measure umap's ppr (default: every epoch)")
+    p.add_argument("--cases", default="mnist,digits", help="comma-separated: mnist, digits")
+    p.add_argument("--presets", default=",".join(PRESETS),
+                   help="fit presets; the first is fitted inside the training process (default: %(default)s)")
+    p.add_argument("--reference-epochs", type=int, default=None, help="fit the reference on the first N epochs (default 2)")
+    p.add_argument("--quick", action="store_true", help="smoke check: smaller data, 3 epochs, coarse maps")
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
-    p.add_argument("--gpu-synthetic", action="store_true",
-                   help="50,000 x 512 synthetic features-only run (use a CUDA machine; --quick for a CPU smoke check)")
-    p.add_argument("--device", default="auto", help="fit device (default auto: CUDA when available)")
+    p.add_argument("--skip-umap", action="store_true")
+    p.add_argument("--skip-pictures", action="store_true")
+    p.add_argument("--umap-seed", type=int, default=None,
+                   help="umap random_state (default None, as a user runs it: parallel, non-deterministic)")
+    p.add_argument("--umap-ppr-samples", type=int, default=None, help="samples for umap's inverse_transform ppr (300)")
+    p.add_argument("--umap-ppr-epochs", default=None, help="epochs at which to measure umap's ppr (default: first, last)")
+    p.add_argument("--scaling", action="store_true", help="the features-only scaling table")
+    p.add_argument("--sizes", default=SCALING_SIZES, help="scaling sizes, NxD comma-separated (default %(default)s)")
+    p.add_argument("--scaling-preset", default="default")
+    p.add_argument("--gpu-synthetic", action="store_true", help="50,000 x 512 synthetic features-only run (CUDA)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=str(HERE / "results"), help="folder for the markdown tables and the JSON")
+    p.add_argument("--pictures", default=str(HERE / "pictures"), help="folder for the pictures of the last epoch")
+    p.add_argument("--picture-size", type=int, default=440, help="map size of each picture, pixels")
     p.add_argument("--workdir", default=None, help="keep the run directories here (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directories")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch/numba/OpenMP threads in every stage (default: the libraries' own choice)")
     p.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     p.add_argument("--stage-args", help=argparse.SUPPRESS)
     p.add_argument("--stage-result", help=argparse.SUPPRESS)
@@ -749,26 +1125,27 @@ def main(argv=None) -> int:
 
     if opts.stage:
         sys.path.insert(0, str(ROOT))
-        if opts.threads:
-            import torch
-            torch.set_num_threads(opts.threads)
         result = STAGES[opts.stage](json.loads(Path(opts.stage_args).read_text()))
-        Path(opts.stage_result).write_text(json.dumps(result))
+        Path(opts.stage_result).write_text(json.dumps(result, default=float))
         return 0
 
-    global THREADS
-    THREADS = opts.threads
-    command = "python benchmarks/engine.py" + ("" if argv is None and len(sys.argv) == 1 else
-                                               " " + " ".join(argv if argv is not None else sys.argv[1:]))
-    res = synthetic_benchmark(opts, command) if opts.gpu_synthetic else mnist_benchmark(opts, command)
-    md = markdown(res)
+    command = "python benchmarks/engine.py" + "".join(" " + a for a in (argv if argv is not None else sys.argv[1:]))
+    if opts.gpu_synthetic:
+        res, md, stem = None, None, "engine-gpu-synthetic"
+        res = synthetic_benchmark(opts, command)
+        md = synthetic_markdown(res)
+    elif opts.scaling:
+        res = scaling_benchmark(opts, command)
+        md, stem = scaling_markdown(res), "engine-scaling"
+    else:
+        res = cases_benchmark(opts, command)
+        md, stem = cases_markdown(res), "engine"
+    if opts.quick:
+        stem += "-quick"
     print()
     print(md)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "engine-gpu-synthetic" if opts.gpu_synthetic else "engine"
-    if opts.quick:
-        stem += "-quick"
     (out / f"{stem}.md").write_text(md)
     (out / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))
     log(f"wrote {out / (stem + '.md')} and {out / (stem + '.json')}")

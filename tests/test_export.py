@@ -346,3 +346,90 @@ def test_nbconvert_page_shows_the_widget(small_run, tmp_path, chromium, cdn_file
         assert any("html-manager" in u for u in log["requests"]), "the page loads the manager from its CDN"
     finally:
         ctx.close()
+
+
+# ---------------------------------------------------------------- nbconvert page offline: the static picture
+
+def _executed_notebook(run, select):
+    """A notebook showing the widget, executed with nbclient (with its widget state stored)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import dvi_widget as dvi\n"
+        f"vis = dvi.Visualization({str(run.path)!r})\n"
+        "w = vis.show()\n"
+        "w.epoch = vis.epochs[1]\n"
+        f"w.select({select!r})\n"
+        "w")]
+    NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True).execute()
+    return nb
+
+
+def _static_picture_shows(chromium, page_path, epoch):
+    ctx, page, log = open_offline(chromium, page_path)
+    try:
+        img = page.locator(".dvi-static img")
+        img.wait_for(timeout=30_000)
+        assert img.is_visible()
+        size = img.evaluate("(im) => [im.complete, im.naturalWidth, im.naturalHeight, im.getBoundingClientRect().width]")
+        assert size[0] and size[1] >= 600 and size[2] >= 300 and size[3] > 300, f"the picture is decoded and shown: {size}"
+        note = page.locator(".dvi-static-note").inner_text()
+        assert f"Static picture of epoch {epoch}" in note and "export_html" in note and "kernel" in note
+        assert log["refused"], "the page tried the network (its widget manager or require.js) and was refused"
+        _shot(page, page_path.stem)
+    finally:
+        ctx.close()
+
+
+@pytest.mark.browser
+def test_nbconvert_page_offline_shows_the_static_picture_and_how_to_get_the_live_map(small_run, tmp_path, chromium):
+    """Bug 5: without the widget manager the page showed an empty output and no message.
+
+    The widget's output carries a PNG of its view beside the widget view. nbconvert shows it when
+    the notebook has no widget state (JupyterLab saves none unless "Save Widget State
+    Automatically" is on), or when the state is left out of the conversion
+    (`--ClearMetadataPreprocessor.enabled=True`); the page opens with every request refused.
+    """
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+
+    nb = _executed_notebook(small_run, list(range(0, 1000, 9)))
+    out = nb.cells[0].outputs[-1]
+    assert {"application/vnd.jupyter.widget-view+json", "image/png", "text/html", "text/plain"} <= set(out["data"])
+    # the picture is the widget's view: its epoch, its selection drawn on top
+    from PIL import Image
+    import base64
+    import io
+    png = Image.open(io.BytesIO(base64.b64decode(out["data"]["image/png"])))
+    assert png.size[0] == 720
+
+    # 1. saved without widget state (JupyterLab's default)
+    without_state = json.loads(json.dumps(nb))
+    del without_state["metadata"]["widgets"]
+    import nbformat
+    body, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(without_state))
+    (tmp_path / "nbconvert-no-state.html").write_text(body, encoding="utf-8")
+    _static_picture_shows(chromium, tmp_path / "nbconvert-no-state.html", small_run.epochs[1])
+
+    # 2. with the state in the notebook, left out of the conversion
+    exporter = HTMLExporter()
+    exporter.register_preprocessor(ClearMetadataPreprocessor(enabled=True), enabled=True)
+    body, _ = exporter.from_notebook_node(nb)
+    (tmp_path / "nbconvert-cleared.html").write_text(body, encoding="utf-8")
+    _static_picture_shows(chromium, tmp_path / "nbconvert-cleared.html", small_run.epochs[1])
+
+
+def test_outputs_do_not_import_the_widget():
+    """export, pictures, report and state import the widget only for type checking: importing
+    them (and exporting a Visualization, which asks vis.show() for the widget) loads no widget code
+    until a widget is made."""
+    code = ("import sys\n"
+            "import dvi_widget.outputs.export, dvi_widget.outputs.pictures, dvi_widget.outputs.report, "
+            "dvi_widget.outputs.state\n"
+            "bad = [m for m in ('dvi_widget.widget.widget', 'anywidget', 'ipywidgets') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr

@@ -105,8 +105,15 @@ def test_snapshot_shows_map_points_and_selection(small_run, tmp_path):
     sel = np.asarray(Image.open(w.snapshot(tmp_path / "sel.png", size=size, title=False, legend=False)))
     assert not np.array_equal(plain, sel)
     map_only = np.asarray(render(small_run, 2, size=size, hidden=range(10), legend=False), dtype=int)
-    far = lambda img: np.abs(np.asarray(img, dtype=int) - map_only).sum()
-    assert far(sel) < 0.6 * far(plain)  # most points dimmed towards the map
+    # away from the selected points (drawn larger, with a dark ring), the rest is dimmed towards the map
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    near_sel = np.zeros(size[::-1], dtype=bool)
+    for i in range(0, 1000, 10):
+        x = (pts[i, 0] - cx) * k + size[0] / 2
+        y = (cy - pts[i, 1]) * k + size[1] / 2
+        near_sel |= (xx - x) ** 2 + (yy - y) ** 2 <= 7 ** 2
+    far = lambda img: np.abs(np.asarray(img, dtype=int) - map_only)[~near_sel].sum()
+    assert far(sel) < 0.6 * far(plain)
     for i in range(0, 1000, 10):  # selected points at full colour (a cross or a disk in its class colour)
         if pred[i] != lab[i]:
             continue
@@ -143,3 +150,87 @@ def test_frames_render_hostile_class_names_as_text(small_run):
         classes = ["<img src=x onerror=alert(1)>", "</script><script>alert(2)</script>"] + [str(i) for i in range(2, 10)]
     frames = gif_frames(Named(), [1], size=(200, 200))
     assert frames[0].size[0] == 200 and frames[0].size[1] > 200 + 24  # legend rows added
+
+
+# ---------------------------------------------------------------- the rules and the rasteriser
+
+import json as _json
+import pathlib as _pathlib
+import shutil as _shutil
+import subprocess as _subprocess
+
+from dvi_widget.outputs.pictures import composite, map_aspect, point_opacity, point_radius, stamp, style
+
+_REPO = _pathlib.Path(__file__).resolve().parents[1]
+
+
+def _node(script: str):
+    node = _shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    res = _subprocess.run([node, "--input-type=module", "-e", script], cwd=_REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert res.returncode == 0, res.stderr
+    return _json.loads(res.stdout)
+
+
+def test_rules_are_read_from_style_json():
+    st = style()
+    assert st is style() and st["points"]["dim"] == _json.loads((_REPO / "dvi_widget" / "style.json").read_text())["points"]["dim"]
+    # denser maps, smaller points; zoom enlarges them; the user's size multiplies
+    assert point_radius(50_000, 1000, 700) < point_radius(1_000, 1000, 700)
+    assert point_radius(50_000, 1000, 700, zoom=4) > point_radius(50_000, 1000, 700)
+    assert point_radius(5_000, 1000, 700, size=2) == pytest.approx(2 * point_radius(5_000, 1000, 700))
+    # heavy overdraw makes points translucent, never below the floor
+    assert point_opacity(1_000_000, 1.0, 1000, 700) == st["points"]["opacity"]["min"]
+    assert point_opacity(100, 2.0, 1000, 700) == 1.0
+    assert map_aspect([0, 30, 0, 10]) == st["view"]["aspect_max"]
+
+
+def test_rules_match_the_js_bundle_sources():
+    """The same inputs through js/src/style.js and pictures.py give the same radius, alpha and aspect."""
+    cases = [(n, w, h, z, s) for n in (500, 10_000, 50_000, 200_000, 1_000_000)
+             for (w, h) in ((800, 533), (1272, 847)) for z in (1, 3.5) for s in (1, 0.5)]
+    js = _node(
+        "import * as S from './js/src/style.js';"
+        f"const cases = {_json.dumps(cases)};"
+        "console.log(JSON.stringify(cases.map(([n, w, h, z, s]) => { const r = S.pointRadius(n, w, h, z, s);"
+        " return [r, S.pointOpacity(n, r, w, h)]; }).concat([[S.mapAspect([0, 3, 0, 1]), S.mapAspect([0, 1, 0, 5])]])));")
+    for (n, w, h, z, s), (r, a) in zip(cases, js[:-1]):
+        assert point_radius(n, w, h, z, s) == pytest.approx(r, rel=1e-9)
+        assert point_opacity(n, r, w, h) == pytest.approx(a, rel=1e-9)
+    assert [map_aspect([0, 3, 0, 1]), map_aspect([0, 1, 0, 5])] == pytest.approx(js[-1])
+
+
+def test_stamps_match_the_js_rasteriser():
+    """Disk and cross stamps, fill and ring, pixel for pixel as js/src/raster.js makeStamp."""
+    width = 64
+    js = _node(
+        "import * as R from './js/src/raster.js';"
+        f"const out = {{}}; for (const r of [0, 1, 2, 3, 5]) for (const s of ['disk', 'cross']) {{"
+        f" const st = R.makeStamp(r, R[s], {width}); out[s + r] = [Array.from(st.fill), Array.from(st.outline)]; }}"
+        "console.log(JSON.stringify(out));")
+    for key, (fill_js, ring_js) in js.items():
+        shape = key.rstrip("0123456789")
+        r = int(key[len(shape):])
+        fill, ring = stamp(r, shape)
+        as_offsets = lambda a: sorted(int(dy) * width + int(dx) for dy, dx in a)  # noqa: E731
+        assert as_offsets(fill) == sorted(fill_js), key
+        assert as_offsets(ring) == sorted(ring_js), key
+
+
+def test_composite_blends_in_drawing_order():
+    """Overlapping stamps: the vectorised compositing equals drawing them one after another."""
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 255, size=(4, 5, 3))
+    pix = rng.integers(0, 20, size=60)
+    seq = np.arange(60)
+    col = rng.uniform(0, 255, size=(60, 3))
+    alpha = rng.choice([0.3, 0.75, 1.0], size=60)
+    want = img.reshape(-1, 3).copy()
+    for p, c, a in zip(pix, col, alpha):
+        want[p] = c * a + want[p] * (1 - a)
+    perm = rng.permutation(60)  # the entries' order in the list must not matter, only their sequence
+    got = img.copy()
+    composite(got, [(pix[perm], seq[perm], col[perm], alpha[perm])])
+    np.testing.assert_allclose(got.reshape(-1, 3), want, atol=1e-6)

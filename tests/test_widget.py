@@ -225,3 +225,157 @@ def test_saved_widget_state_holds_every_epoch(vis):
     for s in children:
         paths = {tuple(b["path"]) for b in s.get("buffers", [])}
         assert {("positions",), ("predictions",), ("background",)} <= paths
+
+
+# ---------------------------------------------------------------- what the page (or Python) may write (issue 11, item 8)
+
+def test_epoch_none_is_refused_once_epochs_exist(vis):
+    w = DVIWidget(vis)
+    with pytest.raises(ValueError, match=r"epoch cannot be None; valid epochs: \[2, 5, 9\]"):
+        w.epoch = None
+    assert w.epoch == 9
+    with pytest.raises(ValueError, match="epoch number"):
+        w.epoch = True
+    w.epoch = np.int64(5)  # a numpy integer is an epoch number too
+    assert w.epoch == 5 and type(w.epoch) is int
+
+
+def test_epoch_none_is_allowed_only_while_a_live_widget_waits():
+    vis = FakeVisualization(n=40, epochs=(1,), visible_epochs=0, map_size=8)
+    w = DVIWidget(vis, live=True)
+    w.epoch = None
+    assert w.epoch is None
+
+
+@pytest.mark.parametrize("bad", [[-1], [10**9], [0, 4], ["1"], [True], [1.5], list(range(5))])
+def test_hidden_classes_must_be_valid_class_indices(vis, bad):
+    w = DVIWidget(vis)  # 4 classes
+    with pytest.raises(ValueError, match="hidden_classes"):
+        w.hidden_classes = bad
+    assert w.hidden_classes == []
+
+
+def test_hidden_classes_are_deduplicated_and_a_million_entries_fail_at_once(vis):
+    import time
+
+    w = DVIWidget(vis)
+    w.hidden_classes = [3, 1, 3]
+    assert w.hidden_classes == [1, 3]
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="1,000,000 entries for 4 classes"):
+        w.hidden_classes = [0] * 1_000_000
+    assert time.perf_counter() - t0 < 0.5
+
+
+@pytest.mark.parametrize("bad", [
+    {"cx": 1.0}, {"cx": "a", "cy": 0}, {"cx": float("nan"), "cy": 0}, {"cx": 0, "cy": float("inf")},
+    {"cx": 0, "cy": 0, "zoom": 0}, {"cx": 0, "cy": 0, "zoom": -2}, {"cx": 0, "cy": 0, "extra": 1},
+    {"cx": [1], "cy": 0}, {"cx": True, "cy": 0}, {"cx": 1e300, "cy": 0},
+])
+def test_view_must_be_empty_or_a_finite_centre_and_zoom(vis, bad):
+    w = DVIWidget(vis)
+    with pytest.raises(ValueError, match="view"):
+        w.view = bad
+    assert w.view == {}
+
+
+def test_a_valid_view_is_kept_and_snapshot_works_with_it(vis, tmp_path):
+    w = DVIWidget(vis)
+    w.view = {"cx": 1, "cy": -2, "zoom": 3}
+    assert w.view == {"cx": 1.0, "cy": -2.0, "zoom": 3.0}
+    w.view = {"cx": 0.5, "cy": 0.5}
+    assert w.view == {"cx": 0.5, "cy": 0.5, "zoom": 1.0}
+    assert w.snapshot(tmp_path / "v.png").stat().st_size > 0
+
+
+def test_point_size_and_opacity_are_bounded(vis):
+    w = DVIWidget(vis)
+    w.point_size = 2.5
+    w.point_opacity = 0.3
+    w.point_opacity = None
+    for name, bad in (("point_size", 0), ("point_size", 100), ("point_opacity", 0), ("point_opacity", 2)):
+        with pytest.raises(ValueError, match=name):
+            setattr(w, name, bad)
+
+
+class _Sent(list):
+    """Collects what the widget sends to the page."""
+
+
+def _capture_sends(w):
+    sent = _Sent()
+    w._send = lambda msg, buffers=None: sent.append(msg)
+    return sent
+
+
+@pytest.mark.parametrize("trait,value", [
+    ("meta", {"classes": ["<img src=x onerror=alert(1)>"] * 4}),
+    ("labels", b"\x00" * 300),
+    ("split", b"\x01" * 300),
+    ("indices", b""),
+    ("thumbnails", b""),
+    ("epoch_data", []),
+])
+def test_data_traits_are_read_only_from_the_page(vis, trait, value):
+    w = DVIWidget(vis)
+    before = getattr(w, trait)
+    sent = _capture_sends(w)
+    w.set_state({trait: value})
+    assert getattr(w, trait) == before, f"{trait} was overwritten from the page"
+    updates = [m for m in sent if m.get("method") == "update"]
+    resent = set(updates[-1]["state"]) | {path[0] for path in updates[-1].get("buffer_paths", [])} if updates else set()
+    assert trait in resent, "the page is sent Python's value back"
+
+
+def test_bad_values_from_the_page_are_refused_and_the_page_put_back(vis):
+    w = DVIWidget(vis)
+    sent = _capture_sends(w)
+    w.set_state({"epoch": None, "hidden_classes": [-1, 10**9], "view": {"cx": "x"}, "color_by": "prediction"})
+    assert w.epoch == 9 and w.hidden_classes == [] and w.view == {}
+    assert w.color_by == "prediction", "the good value in the same message is taken"
+    reverted = set().union(*(m["state"] for m in sent if m.get("method") == "update"))
+    assert {"epoch", "hidden_classes", "view"} <= reverted
+
+
+def test_an_epochs_child_model_ignores_page_writes(vis):
+    w = DVIWidget(vis)
+    child = w.epoch_data[0]
+    pos = child.positions
+    child._send = lambda msg, buffers=None: None
+    child.set_state({"positions": b"\0" * 8, "epoch": 99})
+    assert child.positions == pos and child.epoch == 2
+
+
+def test_export_embeds_python_class_names_not_the_pages(vis, tmp_path):
+    w = DVIWidget(vis)
+    w._send = lambda msg, buffers=None: None
+    w.set_state({"meta": {**w.meta, "classes": ["EVIL"] * 4}})
+    text = w.export_html(tmp_path / "x.html").read_text()
+    assert "EVIL" not in text and "class 0" in text
+
+
+def test_select_refuses_a_string_instead_of_reading_its_digits(vis):
+    w = DVIWidget(vis)
+    with pytest.raises(ValueError, match="select\\(\\) takes sample indices"):
+        w.select("123")
+    with pytest.raises(ValueError, match="select\\(\\) takes sample indices"):
+        w.select(b"12")
+    with pytest.raises(ValueError, match="integer"):
+        w.select(["1", "2"])
+    with pytest.raises(ValueError, match="select\\(\\) takes sample indices"):
+        w.select(5)
+    assert w.selected == []
+
+
+def test_select_of_ten_million_fails_fast_with_a_clear_message(vis):
+    import time
+
+    w = DVIWidget(vis)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="10,000,000 indices; at most"):
+        w.select(range(10**7))
+    with pytest.raises(ValueError, match="at most"):
+        w.select(iter(range(10**7)))
+    assert time.perf_counter() - t0 < 1.0
+    w.select(range(0, 300, 3))  # a range within bounds is fine
+    assert w.selected == list(range(0, 300, 3))

@@ -31,12 +31,18 @@ import json
 import os
 import zlib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from ..store.atomic import write_text_atomic
 from ..errors import DVIError
+
+if TYPE_CHECKING:  # outputs import the widget only for type checking (DESIGN.md, Layout)
+    from ..widget.widget import DVIWidget
+
+#: The widget's JS bundle (the same file the notebook runs), read when a widget does not carry it.
+BUNDLE = Path(__file__).resolve().parents[1] / "widget" / "static" / "widget.js"
 
 THUMBNAILS = ("all", "selected", "none")
 #: Buffers smaller than this are stored as plain base64 (compressing them saves nothing).
@@ -145,8 +151,7 @@ def _bundle(w: Any) -> str:
     esm = getattr(w, "_esm", None)  # anywidget keeps the bundle's text here
     if isinstance(esm, str) and "render" in esm and len(esm) > 1000:
         return str(esm)
-    from ..widget.widget import STATIC
-    return (STATIC / "widget.js").read_text(encoding="utf-8")
+    return BUNDLE.read_text(encoding="utf-8")
 
 
 _LOADER = r"""
@@ -291,7 +296,7 @@ html, body {{ margin: 0; background: #ffffff; color: #1f1f1f;
 </html>
 """
 
-def render_html(w: Any, *, thumbnails: str = "all", title: str | None = None) -> str:
+def render_html(w: "DVIWidget", *, thumbnails: str = "all", title: str | None = None) -> str:
     """The export page of widget ``w`` as a string."""
     if thumbnails not in THUMBNAILS:
         raise DVIError(f"thumbnails must be one of {THUMBNAILS}, got {thumbnails!r}")
@@ -325,23 +330,26 @@ def export_html(source: Any, path: str | os.PathLike, *, thumbnails: str = "all"
     as ``max_points`` apply). ``thumbnails``: "all" (default), "selected" (only the selected
     samples' images; smaller) or "none". Returns the path written.
     """
-    from ..widget.widget import DVIWidget
-
     if thumbnails not in THUMBNAILS:
         raise DVIError(f"thumbnails must be one of {THUMBNAILS}, got {thumbnails!r}")
-    if isinstance(source, DVIWidget):
+    if _is_widget(source):
         if widget_options:
             raise DVIError(f"widget options {sorted(widget_options)} apply only when exporting a Visualization")
         w = source
         if epoch is not None or selected is not None:
             raise DVIError("epoch= and selected= apply to a Visualization; set w.epoch / w.select() instead")
     else:
-        w = DVIWidget(source, **widget_options)
+        w = source.show(**widget_options)  # the Visualization makes its widget (vis.show)
         if epoch is not None:
             w.epoch = int(epoch)
         if selected is not None:
             w.select(selected)
     return write_text_atomic(path, render_html(w, thumbnails=thumbnails, title=title))
+
+
+def _is_widget(source: Any) -> bool:
+    """A DVIWidget (or one of its subclasses), told apart without importing the widget module."""
+    return hasattr(source, "epoch_data") and hasattr(source, "display_indices") and hasattr(source, "get_state")
 
 
 def export_run(run_dir: str | os.PathLike, path: str | os.PathLike, **options: Any) -> Path:

@@ -1,32 +1,54 @@
 """Pictures drawn in Python with Pillow, so they work with no browser attached
-(nbclient, CI, a script): ``w.snapshot(path)`` and ``vis.to_gif(path)``.
+(nbclient, CI, a script, a notebook page without the widget manager):
+``w.snapshot(path)``, ``vis.to_gif(path)`` and the static PNG in the widget's output.
 
-Both draw what the widget draws: the epoch's decision map (class colours, pale
-bands at the boundaries) behind the points, points coloured by label,
-prediction or correctness, the unselected points dimmed while there is a
-selection, the selected ones on top with a dark ring. The same view transform
-as the widget's (js/src/view.js) places the data: one uniform scale, the
-extent fitted with a 4% margin, then the widget's saved centre and zoom.
+They draw what the widget draws, by the same rules: the drawing rules come from
+``dvi_widget/style.json``, the file the JS bundle is built with (view fit and
+margin, point radius and opacity from the number of visible points and the
+zoom, outlines only on large points, dimming while there is a selection,
+crosses for misclassified samples, the 'correct?' colours, trail caps). Points
+are rasterised like the widget's Canvas2D path (js/src/raster.js): each point
+is a stamp of device pixels (a disk or a cross, with an optional one-pixel
+ring) written into the image in drawing order, translucent stamps blended
+into what is under them. The rasteriser is vectorised with numpy, so a
+picture of 100,000 points takes a fraction of a second.
 """
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..store.atomic import write_bytes_atomic
 from ..errors import DVIError
+from ..store.atomic import write_bytes_atomic
 
-MAP_BG = (250, 250, 250)  # the widget's --dvi-map-bg fallback
-CORRECT_RGB = (26, 150, 65)  # js/src/colors.js
-WRONG_RGB = (215, 25, 28)
+if TYPE_CHECKING:  # outputs import the widget only for type checking (DESIGN.md, Layout)
+    from ..widget.widget import DVIWidget
+
+#: The drawing rules shared with the JS bundle.
+STYLE_PATH = Path(__file__).resolve().parents[1] / "style.json"
 TEXT = (31, 31, 31)
 MUTED = (97, 97, 97)
-MARGIN = 0.04  # js/src/view.js fitView
+
+
+@functools.lru_cache(maxsize=1)
+def style() -> dict:
+    """The drawing rules (dvi_widget/style.json), read once."""
+    try:
+        return json.loads(STYLE_PATH.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # a broken install, not a user error
+        raise DVIError(f"cannot read the drawing rules {STYLE_PATH}: {e}") from None
+
+
+def _rgb(hex_color: str) -> tuple[int, int, int]:
+    h = hex_color.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
 def _font(size: int):
@@ -36,8 +58,41 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def fit_view(extent: Sequence[float], width: float, height: float, margin: float = MARGIN) -> tuple[float, float, float]:
+def _clamp(v: float, lo: float, hi: float) -> float:
+    return min(hi, max(lo, v))
+
+
+def point_radius(n_visible: int, width: float, height: float, zoom: float = 1.0, size: float = 1.0) -> float:
+    """Point radius in CSS px (style.json points.radius; js/src/style.js pointRadius)."""
+    R = style()["points"]["radius"]
+    density = _clamp(R["scale"] * np.sqrt(width * height / max(n_visible, 1)), R["min"], R["max"])
+    return max(R["floor"], min(R["max"], density * max(zoom, 1e-6) ** R["zoom_exponent"]) * size)
+
+
+def point_opacity(n_visible: int, radius: float, width: float, height: float) -> float:
+    """Automatic point alpha in [0, 1] (style.json points.opacity; js/src/style.js pointOpacity)."""
+    O = style()["points"]["opacity"]
+    overdraw = n_visible * np.pi * radius * radius / max(width * height, 1)
+    return _clamp(O["coverage"] / max(overdraw, 1e-9), O["min"], O["max"])
+
+
+_radius_rule, _opacity_rule = point_radius, point_opacity  # render() has arguments of these names
+
+
+def map_aspect(extent: Sequence[float] | None) -> float:
+    """Width / height of the map for an extent (style.json view; js/src/style.js mapAspect)."""
+    V = style()["view"]
+    if not extent or len(extent) != 4:
+        return 1.5
+    w, h = float(extent[1]) - float(extent[0]), float(extent[3]) - float(extent[2])
+    if not (w > 0 and h > 0) or not np.isfinite(w / h):
+        return 1.5
+    return _clamp(w / h, V["aspect_min"], V["aspect_max"])
+
+
+def fit_view(extent: Sequence[float], width: float, height: float, margin: float | None = None) -> tuple[float, float, float]:
     """(cx, cy, k): the view that fits ``extent`` in width x height, as js/src/view.js fitView."""
+    margin = style()["view"]["margin"] if margin is None else margin
     x0, x1, y0, y1 = (float(v) for v in extent)
     w, h = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
     k = min(width / w, height / h) * (1 - 2 * margin)
@@ -77,17 +132,105 @@ def _paint_map(canvas: Image.Image, rgba: np.ndarray, extent, cx, cy, k, scale: 
     canvas.alpha_composite(layer)
 
 
+# ---------------------------------------------------------------- the point rasteriser
+
+@functools.lru_cache(maxsize=64)
+def stamp(radius: int, shape: str) -> tuple[np.ndarray, np.ndarray]:
+    """(fill, ring): (m, 2) arrays of (dy, dx) device-pixel offsets of a point's stamp.
+
+    As js/src/raster.js makeStamp: ``shape`` "disk" (dx² + dy² <= r² + 0.8 r) or "cross"
+    (||dx| - |dy|| <= max(1, r / 2.5)) inside the square of half-side r; the ring is the
+    pixels next to the fill (4-neighbours) that are not fill.
+    """
+    r = int(radius)
+    d = np.arange(-r - 1, r + 2)
+    dy, dx = np.meshgrid(d, d, indexing="ij")
+
+    def inside(x, y):
+        box = (np.abs(x) <= r) & (np.abs(y) <= r)
+        if shape == "disk":
+            return box & (x * x + y * y <= r * r + r * 0.8)
+        return box & (np.abs(np.abs(x) - np.abs(y)) <= max(1.0, r / 2.5))
+
+    fill = inside(dx, dy)
+    ring = ~fill & (inside(dx - 1, dy) | inside(dx + 1, dy) | inside(dx, dy - 1) | inside(dx, dy + 1))
+    return np.stack([dy[fill], dx[fill]], 1), np.stack([dy[ring], dx[ring]], 1)
+
+
+def _stamp_entries(xs, ys, order, width, height, radius: int, shape: str, colors, alpha: float,
+                   ring_rgb, ring_alpha: float):
+    """Pixel index, drawing rank, colour and alpha of every pixel the points ``order`` write."""
+    fill, ring = stamp(radius, shape)
+    reach = radius + 1
+    x = np.floor(xs[order] + 0.5).astype(np.int64)  # Math.round
+    y = np.floor(ys[order] + 0.5).astype(np.int64)
+    ok = (x >= reach) & (y >= reach) & (x < width - reach) & (y < height - reach)  # as the JS: whole stamps only
+    x, y, o = x[ok], y[ok], np.asarray(order)[ok]
+    rank = np.flatnonzero(ok)  # position in ``order``
+    base = y * width + x
+    parts = []
+    # per point: ring first, then fill (a later point's ring covers an earlier point's fill)
+    for offsets, is_fill in ((ring, 0), (fill, 1)):
+        if is_fill == 0 and (ring_rgb is None or ring_alpha <= 0 or not len(offsets)):
+            continue
+        off = offsets[:, 0] * width + offsets[:, 1]
+        pix = (base[:, None] + off[None, :]).ravel()
+        seq = np.repeat(rank * 2 + is_fill, len(off))
+        if is_fill:
+            col = np.repeat(colors[o], len(off), axis=0)
+            a = np.full(len(pix), alpha)
+        else:
+            col = np.broadcast_to(np.asarray(ring_rgb, dtype=np.float64), (len(pix), 3))
+            a = np.full(len(pix), ring_alpha)
+        parts.append((pix, seq, col, a))
+    return parts
+
+
+def composite(image: np.ndarray, parts: list) -> None:
+    """Write stamps into ``image`` ((H, W, 3) float64, in place) in drawing order.
+
+    Each pixel ends as the stamps covering it blended in order: out = dst * prod(1 - a_j)
+    + sum_j c_j a_j prod_{k > j}(1 - a_k); opaque stamps simply cover what is under them.
+    Vectorised: entries sorted by (pixel, drawing order), products as sums of logs per pixel.
+    """
+    if not parts:
+        return
+    pix = np.concatenate([p[0] for p in parts])
+    if not len(pix):
+        return
+    seq = np.concatenate([p[1] for p in parts])
+    col = np.concatenate([np.asarray(p[2], dtype=np.float64) for p in parts])
+    a = np.concatenate([p[3] for p in parts]).astype(np.float64)
+    key = pix.astype(np.int64) * (int(seq.max()) + 1) + seq
+    order = np.argsort(key, kind="stable")
+    pix, col, a = pix[order], col[order], a[order]
+    starts = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(pix)]))
+    la = np.log(np.clip(1.0 - a, 1e-12, 1.0))
+    cs = np.cumsum(la)
+    ends = np.r_[starts[1:], len(pix)] - 1
+    after = cs[ends][group] - cs  # sum of log(1 - a_k) over the later stamps on the same pixel
+    weight = a * np.exp(after)
+    keep = np.exp(cs[ends] - cs[starts] + la[starts])  # prod(1 - a_j) over the pixel's stamps
+    flat = image.reshape(-1, 3)
+    upix = pix[starts]
+    added = np.stack([np.bincount(group, weights=col[:, c] * weight, minlength=len(starts)) for c in range(3)], 1)
+    flat[upix] = flat[upix] * keep[:, None] + added
+
+
 def _point_colors(colors: np.ndarray, mode: str, labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
     if mode == "prediction":
         return colors[pred]
     if mode == "correct":
-        return np.where((pred == labels)[:, None], np.array(CORRECT_RGB, np.uint8), np.array(WRONG_RGB, np.uint8))
+        c = style()["colors"]
+        return np.where((pred == labels)[:, None], np.array(_rgb(c["correct"]), np.uint8),
+                        np.array(_rgb(c["wrong"]), np.uint8))
     return colors[labels]
 
 
 def visible_mask(labels, is_test, pred, previous, *, split="both", hidden=(), only_misclassified=False,
                  only_flipped=False) -> np.ndarray:
-    """Which points show under the widget's filters (js/src/filters.js visibilityMask)."""
+    """Which points show under the widget's filters (style.json filters; js/src/filters.js)."""
     ok = np.ones(len(labels), dtype=bool)
     if split == "test":
         ok &= is_test
@@ -102,17 +245,31 @@ def visible_mask(labels, is_test, pred, previous, *, split="both", hidden=(), on
     return ok
 
 
+def trail_sample(chosen_global: np.ndarray, max_samples: int | None = None) -> np.ndarray:
+    """Positions into ``chosen_global`` (ascending global indices) of the trails drawn: at most
+    style.json trails.max_samples, evenly spaced (js/src/style.js trailSample)."""
+    m = len(chosen_global)
+    cap = style()["trails"]["max_samples"] if max_samples is None else max_samples
+    if m <= cap:
+        return np.arange(m)
+    return (np.arange(cap) * m) // cap
+
+
 def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: dict | None = None,
            extent: Sequence[float] | None = None, selected: Iterable[int] = (), indices: np.ndarray | None = None,
            color_by: str = "label", split: str = "both", hidden: Iterable[int] = (),
            only_misclassified: bool = False, only_flipped: bool = False, trails: bool = False,
-           point_radius: float | None = None, title: str | None = None, legend: bool = True,
-           scale: int = 2) -> Image.Image:
+           point_radius: float | None = None, point_size: float = 1.0, point_opacity: float | None = None,
+           title: str | None = None, legend: bool = True, scale: int = 2,
+           map_fill: str | None = None) -> Image.Image:
     """One picture of ``epoch``: map, points, selection; returns an RGB PIL image.
 
-    ``size`` is the map's size in pixels (a title line above and a legend below
-    are added when asked for); ``indices`` restricts the drawn samples (the
-    widget's display sample); ``scale`` supersamples for smooth points.
+    ``size`` is the map's size in pixels (CSS px of the widget's map; a title line above and a
+    legend below are added when asked for); ``indices`` restricts the drawn samples (the widget's
+    display sample); ``point_radius`` (CSS px) replaces the automatic radius, ``point_size``
+    multiplies it, ``point_opacity`` replaces the automatic alpha (as the widget's traits do);
+    ``scale`` is the device pixel ratio (2 draws at twice the resolution and scales down, for
+    smooth pictures; 1 draws exactly as a browser at devicePixelRatio 1).
     """
     epochs = list(vis.epochs)
     if epoch not in epochs:
@@ -120,8 +277,12 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
     W, H = int(size[0]), int(size[1])
     if W < 16 or H < 16:
         raise DVIError(f"picture size must be at least 16 x 16 pixels, got {W} x {H}")
+    st = style()
+    P = st["points"]
+    S = max(1, int(scale))
     extent = list(vis.extent if extent is None else extent)
     cx, cy, k = view_transform(extent, W, H, view)
+    zoom = k / fit_view(extent, W, H)[2]
     labels = np.asarray(vis.labels).astype(np.int64)
     n = len(labels)
     shown = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -135,63 +296,75 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
     ok = visible_mask(lab, is_test, pred, prev, split=split, hidden=list(hidden),
                       only_misclassified=only_misclassified, only_flipped=only_flipped)
     colors = np.asarray(vis.colors, dtype=np.uint8).reshape(-1, 3)
-    pc = _point_colors(colors, color_by, lab, pred)
+    pc = _point_colors(colors, color_by, lab, pred).astype(np.float64)
     sel = np.zeros(n, dtype=bool)
     sel_idx = np.asarray(list(selected), dtype=np.int64)
     if sel_idx.size:
         sel[sel_idx[(sel_idx >= 0) & (sel_idx < n)]] = True
     sel_shown = sel[shown]
-    xy = _to_screen(np.asarray(vis.embedding(epoch), dtype=np.float64)[shown], cx, cy, k, W, H) * scale
+    xy = _to_screen(np.asarray(vis.embedding(epoch), dtype=np.float64)[shown], cx, cy, k, W, H) * S
 
-    S = scale
-    canvas = Image.new("RGBA", (W * S, H * S), MAP_BG + (255,))
+    canvas = Image.new("RGBA", (W * S, H * S), _rgb(map_fill or st["map"]["background_fallback"]) + (255,))
     _paint_map(canvas, vis.background(epoch), vis.background_extent(epoch), cx, cy, k, S)
-    r = float(point_radius if point_radius is not None else (2.0 if len(shown) <= 20000 else 1.0)) * 1.25 * S
+    image = np.asarray(canvas.convert("RGB"), dtype=np.float64).copy()
+
+    n_visible = int(ok.sum())
+    r = float(point_radius) if point_radius is not None else _radius_rule(n_visible, W, H, zoom, point_size)
+    alpha = float(point_opacity) if point_opacity is not None else _opacity_rule(n_visible, r, W, H)
     any_sel = bool(sel_shown[ok].any())
     wrong = pred != lab
-
-    def dots(order: np.ndarray, outline, alpha: int, ring: float) -> None:
-        if not len(order):
-            return
-        layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
-        d = ImageDraw.Draw(layer)
-        for i in order:
-            x, y = xy[i]
-            if x < -r or y < -r or x > W * S + r or y > H * S + r:
-                continue
-            fill = tuple(int(v) for v in pc[i])
-            if wrong[i]:  # misclassified: a cross, as in the widget
-                q = r * 1.15
-                strokes = (((x - q, y - q), (x + q, y + q)), ((x - q, y + q), (x + q, y - q)))
-                if outline is not None:  # both outlines first, so neither cuts through the other's colour
-                    for a, b in strokes:
-                        d.line((a, b), fill=outline, width=int(round(r * 1.1 + ring)))
-                for a, b in strokes:
-                    d.line((a, b), fill=fill, width=max(1, int(round(r * 1.1))))
-                continue
-            d.ellipse((x - r - ring, y - r - ring, x + r + ring, y + r + ring), fill=outline)
-            d.ellipse((x - r, y - r, x + r, y + r), fill=fill)
-        if alpha < 255:
-            a = np.asarray(layer.getchannel("A"), dtype=np.uint16) * alpha // 255
-            layer.putalpha(Image.fromarray(a.astype(np.uint8), "L"))
-        canvas.alpha_composite(layer)
-
     rest = np.flatnonzero(ok & ~sel_shown)
     chosen = np.flatnonzero(ok & sel_shown)
-    if any_sel:
-        dots(rest, None, 70, 0.0)  # dimmed, no outline (as in the widget)
-    else:
-        dots(rest, (45, 45, 45), 255, 0.6 * S)
+    dev = lambda v: int(np.floor(v * S + 0.5))  # noqa: E731  radius in device px, Math.round
+    extra_w = P["misclassified"]["extra_radius"]
+    parts: list = []
+    rank = 0
+    for order, radius, a, ring_rgb, ring_a in (
+        (rest, r, alpha * (P["dim"] if any_sel else 1.0),
+         None if any_sel or r < P["outline"]["min_radius"] else _rgb(P["outline"]["color"]), P["outline"]["alpha"]),
+        (chosen, r + P["selected"]["extra_radius"], 1.0, _rgb(P["selected"]["outline"]), 1.0),
+    ):
+        # draw order: the pass's points in index order, disks and crosses interleaved as the JS does
+        for shape, rad, subset in (("disk", radius, order[~wrong[order]]), ("cross", radius + extra_w, order[wrong[order]])):
+            ranks = rank + np.searchsorted(order, subset)
+            for pix, seq, col, aa in _stamp_entries(xy[:, 0], xy[:, 1], subset, W * S, H * S, dev(rad), shape, pc,
+                                                    a, ring_rgb, ring_a):
+                parts.append((pix, _rerank(seq, ranks), col, aa))
+        rank += len(order)
+    composite(image, parts)
+    canvas = Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8), "RGB")
+
     if trails and any_sel and len(epochs) > 1:
-        paths = np.stack([_to_screen(np.asarray(vis.embedding(e), dtype=np.float64)[shown[chosen[:2000]]],
-                                     cx, cy, k, W, H) * S for e in epochs], axis=1)
-        d = ImageDraw.Draw(canvas)
-        for j, i in enumerate(chosen[:2000]):
-            c = tuple(int(v * 0.75) for v in pc[i])
-            d.line([tuple(p) for p in paths[j]], fill=c + (220,), width=max(1, int(1.2 * S)))
-    dots(chosen, (0, 0, 0), 255, 1.0 * S)
-    img = canvas.convert("RGB").resize((W, H), Image.Resampling.LANCZOS) if S > 1 else canvas.convert("RGB")
+        T = st["trails"]
+        pick = chosen[trail_sample(shown[chosen])]
+        paths = np.stack([_to_screen(np.asarray(vis.embedding(e), dtype=np.float64)[shown[pick]], cx, cy, k, W, H) * S
+                          for e in epochs], axis=1)
+        layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+        d = ImageDraw.Draw(layer)
+        segs = len(epochs) - 1
+        lw = max(1, int(round(T["line_width"] * S)))
+        for j, i in enumerate(pick):
+            c = tuple(int(v * T["shade"]) for v in pc[i])
+            for s in range(segs):
+                a = T["alpha"] * (T["fade_from"] + (1 - T["fade_from"]) * (s + 1) / segs)
+                d.line([tuple(paths[j, s]), tuple(paths[j, s + 1])], fill=c + (int(255 * a),), width=lw)
+            (x0, y0), (x1, y1) = paths[j, -2], paths[j, -1]
+            length = float(np.hypot(x1 - x0, y1 - y0))
+            if length > 1e-6:  # arrowhead at the last epoch's end: the direction of travel
+                ux, uy = (x1 - x0) / length, (y1 - y0) / length
+                L = T["arrow_length"] * S
+                tip = (x1, y1)
+                left = (x1 - L * ux + 0.5 * L * uy, y1 - L * uy - 0.5 * L * ux)
+                right = (x1 - L * ux - 0.5 * L * uy, y1 - L * uy + 0.5 * L * ux)
+                d.polygon([tip, left, right], fill=c + (int(255 * T["alpha"]),))
+        canvas = Image.alpha_composite(canvas.convert("RGBA"), layer).convert("RGB")
+    img = canvas.resize((W, H), Image.Resampling.LANCZOS) if S > 1 else canvas
     return _frame(img, vis, title, legend, hidden=set(int(h) for h in hidden))
+
+
+def _rerank(seq: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Map a subset's local drawing sequence (2 * position + is_fill) to the pass-wide one."""
+    return ranks[seq // 2] * 2 + seq % 2
 
 
 def _frame(img: Image.Image, vis: Any, title: str | None, legend: bool, hidden: set[int]) -> Image.Image:
@@ -246,25 +419,54 @@ def _title(vis: Any, epoch: int) -> str:
     return "   ".join(parts)
 
 
-def snapshot(w: Any, path: str | os.PathLike, *, size: tuple[int, int] | None = None, title: bool = True,
-             legend: bool = True, scale: int = 2) -> Path:
-    """PNG of widget ``w``'s current view: its epoch's map, the points under its filters and colouring,
-    the selection (and trails when on), at ``size`` (default 800 x 600, the map's pixels)."""
+def widget_picture(w: "DVIWidget", *, size: tuple[int, int] | None = None, title: bool = True,
+                   legend: bool = True, scale: int = 2, width: int = 800) -> Image.Image:
+    """Widget ``w``'s current view as a PIL image: its epoch's map, the points under its filters,
+    colouring, point size and opacity, the selection (and trails when on). ``size`` is the map's
+    size in pixels; by default ``width`` wide at the map's aspect ratio (as the widget lays it out)."""
     vis = w.vis
     epoch = w.epoch if w.epoch is not None else vis.epochs[-1]
     meta = getattr(w, "meta", {}) or {}
-    img = render(
-        vis, int(epoch), size=size or (800, 600), view=dict(getattr(w, "view", {}) or {}),
-        extent=meta.get("extent") or None, selected=list(w.selected),
+    extent = meta.get("extent") or list(vis.extent)
+    if size is None:
+        size = (int(width), max(16, int(round(width / map_aspect(extent)))))
+    opacity = getattr(w, "point_opacity", None)
+    return render(
+        vis, int(epoch), size=size, view=dict(getattr(w, "view", {}) or {}),
+        extent=extent, selected=list(w.selected),
         indices=w.display_indices if hasattr(w, "display_indices") else None,
         color_by=getattr(w, "color_by", "label"), split=getattr(w, "split_filter", "both"),
         hidden=list(getattr(w, "hidden_classes", []) or []),
         only_misclassified=bool(getattr(w, "only_misclassified", False)),
         only_flipped=bool(getattr(w, "only_flipped", False)), trails=bool(getattr(w, "show_trails", False)),
+        point_size=float(getattr(w, "point_size", 1.0) or 1.0),
+        point_opacity=float(opacity) if isinstance(opacity, (int, float)) and opacity > 0 else None,
         title=_title(vis, int(epoch)) if title else None, legend=legend, scale=scale)
+
+
+def snapshot(w: "DVIWidget", path: str | os.PathLike, *, size: tuple[int, int] | None = None, title: bool = True,
+             legend: bool = True, scale: int = 2) -> Path:
+    """PNG of widget ``w``'s current view (see `widget_picture`) written to ``path``; ``size`` is the
+    map's size in pixels (default 800 wide at the map's aspect ratio)."""
+    img = widget_picture(w, size=size, title=title, legend=legend, scale=scale)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return write_bytes_atomic(path, buf.getvalue())
+
+
+#: Width in pixels of the static picture in the widget's output (see `static_png`).
+STATIC_WIDTH = 720
+
+
+def static_png(w: "DVIWidget", width: int = STATIC_WIDTH) -> bytes:
+    """PNG bytes of ``w``'s current view for the widget's output bundle: what a page without the
+    widget manager (an nbconvert page offline, a viewer without widget support) shows instead
+    of the live map. Drawn at device pixel ratio 1 with a title and legend, palette-compressed."""
+    img = widget_picture(w, title=True, legend=True, scale=1, width=width)
+    buf = io.BytesIO()
+    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 def gif_frames(vis: Any, epochs: Iterable[int] | None = None, *, size: tuple[int, int] = (480, 480),
@@ -301,3 +503,46 @@ def to_gif(vis: Any, path: str | os.PathLike, epochs: Iterable[int] | None = Non
     pal[0].save(buf, format="GIF", save_all=True, append_images=pal[1:], duration=durations, loop=int(loop),
                 disposal=1, optimize=False)
     return write_bytes_atomic(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------- the widget's static fallback
+
+#: The line shown under the static picture where the live widget cannot run.
+FALLBACK_LINE = ("Static picture of epoch {epoch} (dvi_widget). The live map needs a running kernel: open this "
+                 "notebook in JupyterLab, Notebook 7, VS Code, Voila or marimo and run the cell, or make an "
+                 "offline page with w.export_html(\"map.html\").")
+
+
+def fallback_bundle(w: "DVIWidget", bundle: Any) -> tuple[dict, dict]:
+    """Add a static picture of ``w``'s current view to its output's MIME bundle.
+
+    ``bundle``: what anywidget returns for the live view (``data`` or ``(data, metadata)``).
+    Adds ``image/png`` (the picture), ``text/html`` (the picture and one line saying how to get
+    the live map) and ``text/plain`` (that line). Front ends with the widget manager show the
+    live view (the widget-view mimetype ranks first); nbconvert pages of notebooks saved without
+    widget state, and viewers without widget support, show the picture and the line. A picture
+    that cannot be drawn leaves the live view alone and says so in the line.
+    """
+    import base64
+    import html as _html
+
+    data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+    data, metadata = dict(data or {}), dict(metadata or {})
+    epoch = w.epoch if w.epoch is not None else "-"
+    line = FALLBACK_LINE.format(epoch=epoch)
+    try:
+        png = static_png(w)
+    except Exception as e:  # noqa: BLE001 - the live view must still display
+        data["text/plain"] = f"{line} (The static picture could not be drawn: {type(e).__name__}: {e})"
+        return data, metadata
+    b64 = base64.b64encode(png).decode("ascii")
+    with Image.open(io.BytesIO(png)) as im:
+        width, height = im.size
+    data["image/png"] = b64
+    metadata["image/png"] = {"width": width, "height": height}
+    data["text/html"] = (
+        f'<div class="dvi-static"><img src="data:image/png;base64,{b64}" width="{width}" height="{height}" '
+        f'alt="{_html.escape(f"dvi_widget map, epoch {epoch}")}" style="max-width:100%;height:auto">'
+        f'<p class="dvi-static-note">{_html.escape(line)}</p></div>')
+    data["text/plain"] = line
+    return data, metadata

@@ -328,6 +328,17 @@ class DVIWidget(anywidget.AnyWidget):
         from ..outputs.pictures import snapshot
         return snapshot(self, path, **kw)
 
+    # ------------------------------------------------------------ static picture (outputs/pictures.py)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
+        """The live view, plus a static PNG of the current view and one line on how to get the live
+        map, for pages without the widget manager (see `dvi_widget.outputs.pictures.fallback_bundle`)."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        from ..outputs.pictures import fallback_bundle
+        return fallback_bundle(self, bundle)
+
     # ------------------------------------------------------------ internals
 
     def _extent(self) -> list[float]:

@@ -18,11 +18,16 @@ import pytest
 from harness import (
     REPO,
     kernel_exec,
+    MARIMO_APP,
+    IPYWIDGETS_ECHO,
     make_workdir,
+    matrix_setup,
     open_notebook,
     remove_workdir,
     run_all_cells,
+    start_marimo,
     start_server,
+    start_voila,
     write_notebook,
 )
 
@@ -168,3 +173,23 @@ def nb(request, servers, browser, run_dir, browser_workdir):
     )
     yield helper
     context.close()
+
+
+# ---------------------------------------------------------------- the front-end matrix (test_frontends.py)
+
+@pytest.fixture(scope="session")
+def app_servers(browser_workdir, run_dir):
+    """marimo (`marimo run`, app mode) and Voila, each serving the matrix app on the small run."""
+    setup = matrix_setup(run_dir)
+    root = browser_workdir / "apps"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "matrix_marimo.py").write_text(MARIMO_APP.format(setup=textwrap.indent(setup, "    ")))
+    write_notebook(root / "matrix_voila.ipynb", [setup + "\n" + IPYWIDGETS_ECHO.strip()])
+    started = {}
+    try:
+        started["marimo"] = start_marimo(root / "matrix_marimo.py", browser_workdir)
+        started["voila"] = start_voila(root / "matrix_voila.ipynb", browser_workdir)
+        yield started
+    finally:
+        for s in started.values():
+            s.stop()

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -209,3 +210,135 @@ def make_workdir(prefix: str = "dvi-browser-") -> pathlib.Path:
 
 def remove_workdir(path: pathlib.Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- marimo and Voila
+
+@dataclass
+class AppServer:
+    """A running marimo (`marimo run`) or Voila server showing one app, on 127.0.0.1."""
+
+    kind: str
+    url: str
+    proc: subprocess.Popen
+    log_path: pathlib.Path
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        JupyterServer.stop(self)  # same process-group shutdown
+
+
+def _wait_http(server, url: str, timeout: float, name: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {server.proc.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(f"{name} did not answer within {timeout}s:\n{server.log()}")
+
+
+def _spawn(cmd: list[str], cwd: pathlib.Path, log_path: pathlib.Path, env_extra: dict) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(env_extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests" / "browser"), os.environ.get("PYTHONPATH", "")])
+    log = open(log_path, "wb")
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_marimo(app: pathlib.Path, workdir: pathlib.Path, timeout: float = 90.0) -> AppServer:
+    """`marimo run APP` (read-only app mode, as a user shares a marimo app) on a free local port."""
+    port = free_port()
+    token = os.urandom(16).hex()
+    log_path = workdir / "marimo.log"
+    cmd = [sys.executable, "-m", "marimo", "run", str(app), "--headless", "--host", "127.0.0.1",
+           "--port", str(port), "--token-password", token, "--no-sandbox", "--no-skew-protection"]
+    proc = _spawn(cmd, app.parent, log_path, {"MARIMO_SKIP_UPDATE_CHECK": "1"})
+    server = AppServer("marimo", f"http://127.0.0.1:{port}/?access_token={token}", proc, log_path)
+    return _wait_http(server, f"http://127.0.0.1:{port}/health", timeout, "marimo")
+
+
+def start_voila(notebook: pathlib.Path, workdir: pathlib.Path, timeout: float = 90.0) -> AppServer:
+    """`voila NOTEBOOK` on a free local port (each page load runs the notebook in a fresh kernel)."""
+    port = free_port()
+    log_path = workdir / "voila.log"
+    config = workdir / "voila-config"
+    config.mkdir(parents=True, exist_ok=True)
+    token = os.urandom(16).hex()
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+           "--show_tracebacks=True", f"--token={token}"]
+    proc = _spawn(cmd, notebook.parent, log_path, {"JUPYTER_CONFIG_DIR": str(config),
+                                                   "JUPYTER_RUNTIME_DIR": str(workdir / "voila-runtime")})
+    server = AppServer("voila", f"http://127.0.0.1:{port}/?token={token}", proc, log_path)
+    # the root page runs the notebook: probe a static file instead
+    return _wait_http(server, f"http://127.0.0.1:{port}/voila/static/favicon.ico?token={token}", timeout, "voila")
+
+
+# ---------------------------------------------------------------- the front-end matrix app
+
+#: Python, run in the front end's kernel: the widget on the small run, and its Python-side
+#: state as one line of text ("DVI-ECHO {json}"), so a test reads back what Python holds.
+ECHO_CODE = """
+import json
+import numpy as np
+import dvi_widget as dvi
+from dvi_widget.widget.widget import DVIWidget
+vis = dvi.Visualization({run!r})
+w = DVIWidget(vis)
+
+def echo_text():
+    sel = np.asarray(w.selected, dtype=np.int64)
+    x0, x1 = w.meta["extent"][:2]
+    xs = vis.embedding(w.epoch)[sel, 0] if sel.size else np.zeros(0)
+    return "DVI-ECHO " + json.dumps({{"epoch": w.epoch, "n": int(sel.size), "sum": int(sel.sum()),
+                                     "left": int((xs < (x0 + x1) / 2).sum())}})
+"""
+
+#: JupyterLab, Notebook 7 and Voila: an ipywidgets Label that observes the widget in the kernel.
+IPYWIDGETS_ECHO = """
+import ipywidgets
+echo = ipywidgets.Label(echo_text())
+echo.add_class("dvi-echo")
+w.observe(lambda _: setattr(echo, "value", echo_text()), names=["epoch", "selected"])
+display(w, echo)
+"""
+
+#: marimo: `mo.ui.anywidget(w)`; the second cell reruns whenever the widget's value changes.
+MARIMO_APP = """import marimo
+
+app = marimo.App(width="full")
+
+
+@app.cell
+def _():
+    import marimo as mo
+{setup}
+    wid = mo.ui.anywidget(w)
+    wid
+    return echo_text, mo, wid
+
+
+@app.cell
+def _(echo_text, mo, wid):
+    wid.value
+    mo.plain_text(echo_text())
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+"""
+
+
+def matrix_setup(run_dir: pathlib.Path) -> str:
+    return textwrap.dedent(ECHO_CODE.format(run=str(run_dir))).strip()
