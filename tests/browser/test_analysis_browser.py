@@ -118,8 +118,14 @@ def test_colour_by_aum_shows_a_colour_bar_and_the_range_filter_reads_back(ui):
     lo.focus()
     for _ in range(100):
         ui.page.keyboard.press("ArrowRight")
-    ui.page.wait_for_function("() => document.querySelector('.dvi-root').dvi.state.dynFilter != null")
-    f = ui.kernel("w.dynamics_filter")
+    ui.page.wait_for_function("() => document.querySelector('.dvi-range-min').value === '100'"
+                              " && document.querySelector('.dvi-root').dvi.state.dynFilter != null")
+    want_min = aum.min() + (aum.max() - aum.min()) * 0.5
+    for _ in range(50):   # the last slider change reaches Python a moment later
+        f = ui.kernel("w.dynamics_filter")
+        if f and f["min"] == pytest.approx(want_min, rel=1e-3):
+            break
+        ui.page.wait_for_timeout(100)
     assert f["column"] == "aum" and f["max"] is None
     assert f["min"] == pytest.approx(aum.min() + (aum.max() - aum.min()) * 0.5, rel=1e-3)
     ui.page.wait_for_timeout(300)
@@ -223,6 +229,41 @@ def test_inspector_lists_the_feature_space_neighbours(ui):
                               arg=nb["sample"][0])
 
 
+def test_probe_says_when_the_kernel_is_busy_and_answers_when_it_is_free(ui, servers):
+    """A cell that keeps the kernel busy (here: another client of the same kernel sleeps, as a
+    training loop would): the page says so instead of hanging, and the answer lands later."""
+    from jupyter_client import BlockingKernelClient
+    kernel_id = ui.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
+    client = BlockingKernelClient(connection_file=str(servers["lab"].root.parent / "lab-runtime" / f"kernel-{kernel_id}.json"))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        msg_id = client.execute("import time; time.sleep(60)")
+        deadline = time.time() + 30
+        while time.time() < deadline:   # wait until the kernel is running it (its own busy status)
+            try:
+                m = client.get_iopub_msg(timeout=1)
+            except Exception:
+                continue
+            if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "execute_input":
+                break
+        else:
+            raise AssertionError("the kernel did not start the sleeping cell")
+        ui.root.locator(".dvi-mode-probe").click()
+        box = ui.root.locator(".dvi-map").bounding_box()
+        ui.page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.3)
+        panel = ui.root.locator(".dvi-probe")
+        ui.page.wait_for_function("() => document.querySelector('.dvi-probe').dataset.status === 'busy'", timeout=15_000, polling=100)
+        assert ui.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayStatus") == "busy", \
+            "the page says so while the kernel is still busy, not after"
+        assert "No reply from the kernel yet: it is busy" in panel.inner_text()
+        ui.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()")
+        ui.page.wait_for_function("() => document.querySelector('.dvi-probe').dataset.status === 'ok'", timeout=60_000, polling=100)
+        assert "decodes to" in panel.inner_text()
+    finally:
+        client.stop_channels()
+
+
 def test_probe_decodes_the_clicked_location(ui):
     e = ui.kernel("vis.epochs[-1]")
     ui.root.locator(".dvi-mode-probe").click()
@@ -251,31 +292,6 @@ def test_probe_decodes_the_clicked_location(ui):
     ui.page.wait_for_function("(x) => { const p = document.querySelector('.dvi-root').dvi.analysis.probeState;"
                               " return p && p.status === 'ok' && p.x !== x; }", arg=st["x"])
     assert ui.js("app.state.mode") == "pan"
-
-
-def test_probe_says_when_the_kernel_is_busy_and_answers_when_it_is_free(ui, servers):
-    """A cell that keeps the kernel busy (here: another client of the same kernel sleeps, as a
-    training loop would): the page says so instead of hanging, and the answer lands later."""
-    from jupyter_client import BlockingKernelClient
-    kernel_id = ui.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
-    client = BlockingKernelClient(connection_file=str(servers["lab"].root.parent / "lab-runtime" / f"kernel-{kernel_id}.json"))
-    client.load_connection_file()
-    client.start_channels()
-    try:
-        client.execute("import time; time.sleep(20)")
-        ui.page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayStatus === 'busy'")
-        ui.root.locator(".dvi-mode-probe").click()
-        box = ui.root.locator(".dvi-map").bounding_box()
-        ui.page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.3)
-        panel = ui.root.locator(".dvi-probe")
-        ui.page.wait_for_function("() => document.querySelector('.dvi-probe').dataset.status === 'busy'", timeout=15_000, polling=100)
-        assert ui.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayStatus") == "busy", \
-            "the page says so while the kernel is still busy, not after"
-        assert "No reply from the kernel yet: it is busy" in panel.inner_text()
-        ui.page.wait_for_function("() => document.querySelector('.dvi-probe').dataset.status === 'ok'", timeout=60_000, polling=100)
-        assert "decodes to" in panel.inner_text()
-    finally:
-        client.stop_channels()
 
 
 def test_offline_export_says_probing_needs_the_kernel(ui, browser, tmp_path):
