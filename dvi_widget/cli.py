@@ -13,10 +13,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--train", type=int, default=8000, help="training samples (default 8000)")
     demo.add_argument("--test", type=int, default=2000, help="test samples (default 2000)")
-    demo.add_argument("--preset", default="default", choices=["default", "reference"])
+    demo.add_argument("--preset", default="default", choices=["default", "layout", "parametric", "reference"])
     fitp = sub.add_parser("fit", help="fit the recorded epochs of a run directory not yet fitted")
     fitp.add_argument("run")
-    fitp.add_argument("--preset", default=None, choices=["default", "reference"],
+    fitp.add_argument("--preset", default=None, choices=["default", "layout", "parametric", "reference"],
                       help="fit options (default: those the run was fitted with, else 'default')")
     fitp.add_argument("--refit", action="store_true", help="fit every epoch again")
     fitp.add_argument("--device", default="auto")

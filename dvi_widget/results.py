@@ -18,7 +18,7 @@ from .store.heads import load_head
 from .engine.metrics import stab_spearman
 from .palette import class_colors
 from .store.rundir import RunDir, load_json, load_npz
-from .engine.vismodel import VisModel, batched
+from .engine.vismodel import VisModel, batched, load_vismodel
 
 _FIT_ARRAYS = ("embedding", "boundary_embedding", "extent", "background", "grid_class", "high_step", "low_step")
 
@@ -119,10 +119,7 @@ class Visualization:
     def _model(self, epoch) -> VisModel:
         e = self._check(epoch)
 
-        def load():
-            folder = self.run.fit_dir(e)
-            return VisModel.from_arrays(load_json(folder / "model.json"), load_npz(folder / "model.npz"))
-        return self._cached(("model", e), load)
+        return self._cached(("model", e), lambda: load_vismodel(self.run.fit_dir(e)))
 
     def head(self, epoch):
         """The classifier head of ``epoch``, rebuilt from stored weights (eval mode, CPU)."""
@@ -130,7 +127,11 @@ class Visualization:
         return self._cached(("head", e), lambda: load_head(self.run.epoch_dir(e)))
 
     def embedding(self, epoch) -> np.ndarray:
-        """(N, 2) float32 positions of every sample; equals ``project(epoch, features)``."""
+        """(N, 2) float32 positions of every sample: where the widget shows them.
+
+        The layout engine lays these out directly; ``project(epoch, features(epoch))`` lands close
+        to them (metrics ``project_error/median`` and ``/p95``). For a parametric engine they are equal.
+        """
         return self._fit(epoch)["embedding"]
 
     def boundary_embedding(self, epoch) -> np.ndarray:
@@ -143,7 +144,7 @@ class Visualization:
         return load_npz(self.run.epoch_dir(e) / "features.npz", ("features",))["features"]
 
     def project(self, epoch, features) -> np.ndarray:
-        """Encoder: (M, D) features -> (M, 2) float32."""
+        """Encoder: (M, D) features -> (M, 2) float32, placing new features on this epoch's map."""
         model = self._model(epoch)
         h = torch.as_tensor(np.asarray(features, dtype=np.float32))
         if h.ndim != 2 or h.shape[1] != model.dim:

@@ -7,9 +7,9 @@ import dvi_widget as dvi
 from dvi_widget.demo import CLASSES, SmallCNN
 
 # Reduced fit settings: the suite checks behaviour, not the last bit of quality.
-FAST_FIT = dict(steps_first=200, steps=80, grid=64)
+FAST_FIT = dict(steps_first=200, steps=80, layout_epochs_first=150, layout_epochs=30, grid=64)
 # tiny fit settings for runs whose projection quality does not matter (files, resume, errors)
-TINY_FIT = dict(steps_first=30, steps=10, grid=16, batch_size=128)
+TINY_FIT = dict(steps_first=30, steps=10, layout_epochs_first=20, layout_epochs=5, grid=16, batch_size=128)
 SMALL_TRAIN, SMALL_TEST, SMALL_EPOCHS = 800, 200, 3
 
 __all__ = ["CLASSES", "FAST_FIT", "TINY_FIT", "SMALL_TRAIN", "SMALL_TEST", "SMALL_EPOCHS", "make_cnn",

@@ -12,7 +12,7 @@ from torch import nn
 import dvi_widget as dvi
 from dvi_widget.demo import CLASSES
 from dvi_widget.store.rundir import RunDir
-from engine_support import TINY_FIT, make_cnn
+from engine_support import FAST_FIT, TINY_FIT, make_cnn
 
 
 @pytest.fixture
@@ -273,7 +273,7 @@ def test_damaged_capture_files_are_named_by_fit(small_run_copy, name):
     f = small_run_copy / "epochs" / "000003" / name
     f.write_bytes(f.read_bytes()[:40])
     with pytest.raises(dvi.RunFileError) as e:
-        dvi.fit(small_run_copy, progress=False, steps_first=200, steps=80, grid=64)
+        dvi.fit(small_run_copy, progress=False, **FAST_FIT)
     assert_names(e, f)
 
 

@@ -234,3 +234,96 @@ def test_composite_blends_in_drawing_order():
     got = img.copy()
     composite(got, [(pix[perm], seq[perm], col[perm], alpha[perm])])
     np.testing.assert_allclose(got.reshape(-1, 3), want, atol=1e-6)
+
+
+# ---------------------------------------------------------------- parity with the browser
+
+#: Intersection over union of the two point masks that the parity test requires.
+PARITY_IOU = 0.9
+
+
+def _canvas_pixels(browser, path, dpr: int = 1) -> np.ndarray:
+    """The map canvas (map and points) of an exported page, as an (H, W, 3) array, read in the page."""
+    import base64 as _b64
+    import io as _io
+
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900}, device_scale_factor=dpr, bypass_csp=True)
+    ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort())
+    try:
+        page = ctx.new_page()
+        page.goto(path.resolve().as_uri())
+        page.wait_for_function("() => { const r = document.querySelector('.dvi-root');"
+                               " return r && r.dataset.drawnEpoch && r.dataset.playing !== 'true'; }", timeout=60_000)
+        page.wait_for_timeout(300)  # a resize or late map paint settles
+        url = page.evaluate("() => document.querySelector('.dvi-canvas-points').toDataURL('image/png')")
+    finally:
+        ctx.close()
+    return np.asarray(Image.open(_io.BytesIO(_b64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=int)
+
+
+def _point_mask(img: np.ndarray, map_only: np.ndarray) -> np.ndarray:
+    return np.abs(img - map_only).max(axis=2) > 24
+
+
+@pytest.mark.browser
+def test_python_picture_and_browser_agree_on_where_points_are(small_run, tmp_path, browser):
+    """A Python snapshot and the browser's canvas of the same state (epoch, selection, view, size)
+    put points on the same pixels: IoU of the point masks >= PARITY_IOU. The masks are the pixels
+    that differ from the same picture with every class hidden (map only), in each renderer."""
+    w = DVIWidget(small_run)
+    w.epoch = small_run.epochs[1]
+    w.select(range(0, 1000, 7))
+    pages = {}
+    for name, hidden in (("points", []), ("map", list(range(len(small_run.classes))))):
+        w.hidden_classes = hidden
+        pages[name] = _canvas_pixels(browser, w.export_html(tmp_path / f"{name}.html", thumbnails="none"))
+    H, W = pages["points"].shape[:2]
+    assert pages["map"].shape == (H, W, 3)
+    w.hidden_classes = []
+    py_points = np.asarray(render_widget(w, (W, H)), dtype=int)
+    w.hidden_classes = list(range(len(small_run.classes)))
+    py_map = np.asarray(render_widget(w, (W, H)), dtype=int)
+    # the decision maps agree too (bilinear scaling in both; allow for the resampling)
+    assert np.mean(np.abs(py_map - pages["map"]).max(axis=2) <= 24) > 0.97, "the map under the points is the same"
+    browser_mask = _point_mask(pages["points"], pages["map"])
+    python_mask = _point_mask(py_points, py_map)
+    iou = (browser_mask & python_mask).sum() / max((browser_mask | python_mask).sum(), 1)
+    Image.fromarray(np.concatenate([pages["points"], py_points], axis=1).astype(np.uint8)).save(
+        tmp_path / "parity.png")
+    assert browser_mask.sum() > 500, "the browser drew points"
+    shifted = np.roll(browser_mask, 3, axis=1)  # the measure is sharp: 3 px off fails it
+    assert (shifted & python_mask).sum() / max((shifted | python_mask).sum(), 1) < PARITY_IOU
+    assert iou >= PARITY_IOU, (f"point masks: IoU {iou:.3f} (browser {browser_mask.sum()} px, Python "
+                               f"{python_mask.sum()} px); side by side in {tmp_path / 'parity.png'}")
+
+
+def render_widget(w, size):
+    from dvi_widget.outputs.pictures import widget_picture
+
+    return widget_picture(w, size=size, title=False, legend=False, scale=1)
+
+
+def test_widget_output_carries_a_static_picture_of_its_view(small_run):
+    """Bug 5: beside the live view, the output bundle holds a PNG of the current view and one line
+    on how to get the live map; a live view with no epoch yet says so, without a picture."""
+    import base64
+    import io
+
+    from dvi_widget.outputs.pictures import fallback_bundle
+
+    w = DVIWidget(small_run)
+    w.epoch = small_run.epochs[0]
+    data, meta = w._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+    png = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+    assert png.size == (meta["image/png"]["width"], meta["image/png"]["height"])
+    assert f"epoch {small_run.epochs[0]}" in data["text/plain"] and "export_html" in data["text/plain"]
+    assert data["image/png"] in data["text/html"] and "kernel" in data["text/html"]
+    # the picture is the current view: another epoch gives another picture
+    w.epoch = small_run.epochs[-1]
+    assert w._repr_mimebundle_()[0]["image/png"] != data["image/png"]
+
+    class Waiting:  # a live widget before its first epoch
+        epoch = None
+    out, _ = fallback_bundle(Waiting(), ({"text/plain": "DVIWidget()"}, {}))
+    assert "image/png" not in out and "waiting for the first epoch" in out["text/plain"]

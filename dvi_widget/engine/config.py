@@ -1,6 +1,7 @@
-"""Fit settings. ``FitConfig()`` is dvi_widget's default; ``FitConfig.reference()`` is DVI's configuration."""
+"""Fit settings: ``FitConfig`` (every option documented and validated) and the named presets."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 
@@ -8,62 +9,238 @@ import numpy as np
 
 from ..errors import DVIError
 
+PRESETS = ("default", "layout", "parametric", "reference")
+
 
 @dataclass(frozen=True)
 class FitConfig:
-    n_neighbors: int = 15          # kNN of both complexes and of the temporal term
-    min_dist: float = 0.1          # UMAP's a, b come from min_dist and spread
+    """How ``dvi.fit`` turns recorded epochs into maps. ``FitConfig()`` is the default (``preset="layout"``).
+
+    Pass one to ``dvi.fit(run, config=FitConfig(...))``, or give fields as keyword options
+    (``dvi.fit(run, layout_epochs=60)``). Every field is checked before anything on disk changes;
+    a bad one raises :class:`DVIError` naming it. Presets: ``FitConfig.preset(name)``.
+
+    Parameters
+    ----------
+    engine : str, default "layout"
+        ``"layout"``: lay out every sample and boundary sample with UMAP's SGD over all edges
+        (warm-started and aligned from epoch to epoch), then fit the encoder (``vis.project``) and
+        the decoder (``vis.inverse``) to that layout. ``"parametric"``: train an encoder/decoder MLP
+        on sampled edges, the shown positions being the encoder's output (DVI's scheme).
+    n_neighbors : int, default 15
+        k of the high-D kNN graph of both complexes and of the temporal terms (>= 2).
+    min_dist : float, default 0.1
+        UMAP's min_dist: how tightly points may pack (0 <= min_dist <= spread); sets a, b.
+    spread : float, default 1.0
+        UMAP's spread: the scale of the embedded points (> 0).
+    negative_sample_rate : int, default 8
+        Negative samples per positive edge sample (>= 0; umap-learn and the parametric presets: 5).
+        With the layout engine's synchronous updates, more negatives at a lower rate keep
+        neighbourhoods better for the same work than umap-learn's 5 at rate 1.
+    init : str, default "pca"
+        Layout engine's first-epoch positions: ``"pca"`` (umap-learn's ``init="pca"``) or ``"random"``.
+    layout_epochs_first : int, default 250
+        Layout engine: passes over the edge set for the first (cold) epoch (umap-learn: 200-500).
+    layout_epochs : int, default 120
+        Layout engine: passes for each later (warm-started) epoch (>= 0). Fewer passes hold the
+        picture stiller but leave neighbourhoods from the previous epoch's features.
+    layout_lr : float, default 0.5
+        Layout engine: initial SGD rate of a cold layout (umap-learn's ``learning_rate``: 1.0), decays to 0.
+    layout_lr_warm : float, default 0.8
+        Layout engine: initial SGD rate of a warm-started layout.
+    align_weight : float, default 0.05
+        Layout engine: per layout epoch, each sample moves this share of the way back to its previous
+        position, times the Jaccard overlap of its kNN sets at t-1 and t (0 <= align_weight <= 1).
+    width : int, default 128
+        Hidden width of the encoder and decoder MLPs (DVI: 256; >= 1).
+    depth : int, default 3
+        Hidden layers of each MLP (DVI: 4; >= 1).
+    batch_size : int, default 1024
+        Edges (parametric) or nodes (layout) per optimiser step (>= 2).
+    lr : float, default 4e-3
+        Adam learning rate of the encoder/decoder (> 0).
+    steps_first : int, default 400
+        Optimiser steps of the encoder/decoder for the first epoch (>= 1). The layout engine runs
+        this many for the decoder, then as many for the encoder (parametric presets: 900 joint steps).
+    steps : int, default 150
+        Steps for each later epoch, warm-started from the previous epoch's model (>= 0; parametric: 300).
+    umap_weight : float, default 1.0
+        Parametric engine: weight of the UMAP cross-entropy (>= 0).
+    recon_weight : float, default 1.0
+        Weight of the reconstruction MSE of the decoder, in standardised feature units (>= 0).
+    temporal_weight : float, default 0.3
+        Parametric engine: DVI's temporal term, neighbour-preserving rate times weight drift (>= 0).
+    temporal_scope : str, default "encoder"
+        Parametric engine: weights the temporal term holds, ``"encoder"`` or ``"model"`` (DVI).
+    step_weight : float, default 3.0
+        Parametric engine: ties each sample's 2-D move to its high-D move (>= 0).
+    pred_weight : float, default 1.0
+        Prediction preservation: KL(head(h) || head(decode(z))) at the shown position z (>= 0).
+    pred_temperature : float, default 1.0
+        Temperature of that KL (> 0).
+    pred_hard_weight : float, default 3.0
+        Cross-entropy of head(decode(z)) against the predicted class, so the argmax survives (>= 0).
+    focus_batch : int, default 512
+        Extra samples per step drawn from those whose prediction does not survive the inverse (>= 0).
+    focus_every : int, default 25
+        Steps between re-checks of which samples fail (>= 1).
+    gpu_batch_scale : int, default 4
+        On a GPU: batch x this, steps / this (same work, fewer kernel launches; >= 1).
+    grid : int, default 256
+        Decision map resolution, grid x grid pixels (8 <= grid <= 4096).
+    boundary_threshold : float, default 0.1
+        Top-1 minus top-2 probability under which a map pixel is near-white (0 <= t < 1).
+    seed : int, default 0
+        Seed of every random draw of the fit (>= 0).
+
+    Threads are not a fit option (they change no result): see ``dvi.fit``'s ``threads``.
+    """
+
+    engine: str = "layout"
+    n_neighbors: int = 15
+    min_dist: float = 0.1
     spread: float = 1.0
-    negative_sample_rate: int = 5
-    width: int = 128               # hidden width of encoder and decoder (DVI: 256)
-    depth: int = 3                 # hidden layers of each (DVI: 4)
-    batch_size: int = 1024         # edges per step
+    negative_sample_rate: int = 8
+    init: str = "pca"
+    layout_epochs_first: int = 250
+    layout_epochs: int = 120
+    layout_lr: float = 0.5
+    layout_lr_warm: float = 0.8
+    align_weight: float = 0.05
+    width: int = 128
+    depth: int = 3
+    batch_size: int = 1024
     lr: float = 4e-3
-    steps_first: int = 900         # optimiser steps for the first (cold) epoch
-    steps: int = 300               # for each later epoch, warm-started from the previous one
+    steps_first: int = 400
+    steps: int = 150
     umap_weight: float = 1.0
     recon_weight: float = 1.0
     temporal_weight: float = 0.3
-    temporal_scope: str = "encoder"  # weights DVI's temporal term holds: "encoder" or "model" (DVI)
-    step_weight: float = 3.0       # temporal step term: 2-D moves proportional to high-D moves
-    pred_weight: float = 1.0       # prediction preservation: KL(head(h) || head(decode(encode(h))))
+    temporal_scope: str = "encoder"
+    step_weight: float = 3.0
+    pred_weight: float = 1.0
     pred_temperature: float = 1.0
-    pred_hard_weight: float = 3.0  # cross-entropy of head(decode(encode(h))) against the predicted class
-    focus_batch: int = 512         # extra samples per step drawn from those failing the round trip
-    focus_every: int = 25          # steps between re-checks of which samples fail
-    gpu_batch_scale: int = 4       # on a GPU: batch x4, steps / 4 (same edges, fewer launches)
-    grid: int = 256                # decision map resolution (grid x grid)
-    boundary_threshold: float = 0.1  # top-1 minus top-2 probability under which the map is near-white
+    pred_hard_weight: float = 3.0
+    focus_batch: int = 512
+    focus_every: int = 25
+    gpu_batch_scale: int = 4
+    grid: int = 256
+    boundary_threshold: float = 0.1
     seed: int = 0
+
+    def __post_init__(self):
+        validate(self)
+
+    # ---- presets ---------------------------------------------------------
+    @classmethod
+    def parametric(cls, **overrides) -> "FitConfig":
+        """The first engine: a parametric MLP trained on sampled edges (shown = encode(h))."""
+        return cls(**{"engine": "parametric", "negative_sample_rate": 5, "steps_first": 900, "steps": 300,
+                      **overrides})
 
     @classmethod
     def reference(cls, **overrides) -> "FitConfig":
         """DVI's reference configuration (AAAI 2022): 256 x 4 MLPs, UMAP + recon + 0.3 temporal."""
-        return replace(cls(width=256, depth=4, lr=1e-3, steps_first=2000, steps=1000, pred_weight=0.0,
-                           pred_hard_weight=0.0, focus_batch=0, step_weight=0.0, temporal_scope="model",
-                           gpu_batch_scale=1),
-                       **overrides)
+        base = dict(engine="parametric", negative_sample_rate=5, width=256, depth=4, lr=1e-3, steps_first=2000, steps=1000,
+                    pred_weight=0.0, pred_hard_weight=0.0, focus_batch=0, step_weight=0.0,
+                    temporal_scope="model", gpu_batch_scale=1)
+        return cls(**{**base, **overrides})
 
     @classmethod
-    def build(cls, preset: str = "default", **overrides) -> "FitConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise DVIError(f"unknown fit options {unknown}; valid: {sorted(names)}")
-        if preset == "default":
-            cfg = cls(**overrides)
-        elif preset == "reference":
-            cfg = cls.reference(**overrides)
-        else:
-            raise DVIError(f"unknown preset {preset!r}; valid: 'default', 'reference'")
-        if cfg.temporal_scope not in ("encoder", "model"):
-            raise DVIError(f"temporal_scope must be 'encoder' or 'model', got {cfg.temporal_scope!r}")
-        if cfg.n_neighbors < 2 or cfg.grid < 8 or cfg.steps < 0 or cfg.steps_first < 1 or cfg.batch_size < 2:
-            raise DVIError(f"invalid fit options: {cfg}")
-        return cfg
+    def preset(cls, name: str = "default", **overrides) -> "FitConfig":
+        """A named preset with fields overridden: "default" (= "layout"), "parametric", "reference"."""
+        check_names(overrides)
+        if name in ("default", "layout"):
+            return cls(**overrides)
+        if name == "parametric":
+            return cls.parametric(**overrides)
+        if name == "reference":
+            return cls.reference(**overrides)
+        raise DVIError(f"unknown preset {name!r}; valid: {list(PRESETS)}")
+
+    build = preset   # the name earlier versions used
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON-ready values (numpy scalars become Python numbers)."""
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "FitConfig":
+        """A stored configuration; one written before the layout engine existed was parametric."""
+        if not isinstance(stored, dict):
+            raise DVIError(f"fit options must be a dict, got {type(stored).__name__}")
+        check_names(stored)
+        return cls(**{"engine": "parametric", **stored}) if "engine" not in stored else cls(**stored)
+
+
+def check_names(options: dict) -> None:
+    names = [f.name for f in fields(FitConfig)]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise DVIError(f"unknown fit options {unknown}; valid: {names}")
+
+
+def _int(name, v, lo=None, hi=None):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise DVIError(f"fit option {name} must be an integer, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise DVIError(f"fit option {name} must be {_range(lo, hi)}, got {v!r}")
+
+
+def _float(name, v, lo=None, hi=None, lo_open=False, hi_open=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise DVIError(f"fit option {name} must be a number, got {v!r}")
+    if not math.isfinite(float(v)):
+        raise DVIError(f"fit option {name} must be finite, got {v!r}")
+    bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi))
+    if bad:
+        raise DVIError(f"fit option {name} must be {_range(lo, hi, lo_open, hi_open)}, got {v!r}")
+
+
+def _range(lo, hi, lo_open=False, hi_open=False) -> str:
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo}")
+    if hi is not None:
+        parts.append(f"{'<' if hi_open else '<='} {hi}")
+    return " and ".join(parts)
+
+
+def _choice(name, v, options):
+    if v not in options:
+        raise DVIError(f"fit option {name} must be one of {list(options)}, got {v!r}")
+
+
+def validate(cfg: FitConfig) -> None:
+    """Raise DVIError naming the first invalid field of ``cfg``."""
+    _choice("engine", cfg.engine, ("layout", "parametric"))
+    _int("n_neighbors", cfg.n_neighbors, 2, 200)
+    _float("spread", cfg.spread, 0, None, lo_open=True)
+    _float("min_dist", cfg.min_dist, 0, cfg.spread if isinstance(cfg.spread, (int, float)) else None)
+    _int("negative_sample_rate", cfg.negative_sample_rate, 0, 100)
+    _choice("init", cfg.init, ("pca", "random"))
+    _int("layout_epochs_first", cfg.layout_epochs_first, 1, 100_000)
+    _int("layout_epochs", cfg.layout_epochs, 0, 100_000)
+    _float("layout_lr", cfg.layout_lr, 0, 100, lo_open=True)
+    _float("layout_lr_warm", cfg.layout_lr_warm, 0, 100, lo_open=True)
+    _float("align_weight", cfg.align_weight, 0, 1)
+    _int("width", cfg.width, 1, 8192)
+    _int("depth", cfg.depth, 1, 64)
+    _int("batch_size", cfg.batch_size, 2, 10_000_000)
+    _float("lr", cfg.lr, 0, 10, lo_open=True)
+    _int("steps_first", cfg.steps_first, 1, 10_000_000)
+    _int("steps", cfg.steps, 0, 10_000_000)
+    for name in ("umap_weight", "recon_weight", "temporal_weight", "step_weight", "pred_weight",
+                 "pred_hard_weight"):
+        _float(name, getattr(cfg, name), 0, 1e6)
+    _choice("temporal_scope", cfg.temporal_scope, ("encoder", "model"))
+    _float("pred_temperature", cfg.pred_temperature, 0, 1e3, lo_open=True)
+    _int("focus_batch", cfg.focus_batch, 0, 10_000_000)
+    _int("focus_every", cfg.focus_every, 1, 10_000_000)
+    _int("gpu_batch_scale", cfg.gpu_batch_scale, 1, 1024)
+    _int("grid", cfg.grid, 8, 4096)
+    _float("boundary_threshold", cfg.boundary_threshold, 0, 1, hi_open=True)
+    _int("seed", cfg.seed, 0, 2 ** 63 - 1)
 
 
 @lru_cache(maxsize=16)

@@ -15,31 +15,148 @@ import numpy as np
 import torch
 
 from .complexes import build_complex
-from .config import FitConfig
+from .config import FitConfig, check_names, umap_ab
 from .decision_map import decision_map, padded_extent
 from ..errors import DVIError
 from ..store.heads import load_head
-from .metrics import epoch_metrics, query_subset
+from .knn import exact_knn
+from .metrics import epoch_metrics, overlap_rate, query_subset
 from ..palette import class_colors
 from ..progress import Progress, track
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
-from .training import neighbour_preserving_rate, train_projection
-from .vismodel import VisModel, batched
+from .layout import jaccard_overlap, optimize_layout, pca_init, place_boundary
+from .metrics import project_error
+from .threads import fit_threads
+from .training import fit_to_layout, neighbour_preserving_rate, place_failures, train_projection
+from .vismodel import VisModel, batched, feature_scale, load_vismodel
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; otherwise the named device, checked to exist."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def load_vismodel(run: RunDir, epoch: int) -> VisModel:
-    folder = run.fit_dir(epoch)
-    return VisModel.from_arrays(load_json(folder / "model.json"), load_npz(folder / "model.npz"))
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DVIError(f"fit option device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DVIError(f"fit option device={device!r}: no CUDA device is available here; use 'auto' or 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DVIError(f"fit option device={device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise DVIError(f"fit option device={device!r}: MPS is not available here; use 'auto' or 'cpu'")
+    elif dev.type != "cpu":
+        raise DVIError(f"fit option device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return dev
 
 
 def capture_id(run: RunDir, epoch: int) -> str:
     return str(load_json(run.epoch_dir(epoch) / "capture.json")["id"])
+
+
+def _same_arch(model: VisModel | None, dim: int, cfg: FitConfig) -> bool:
+    return model is not None and model.dim == dim and (model.width, model.depth) == (cfg.width, cfg.depth)
+
+
+def _fresh_model(dim: int, cfg: FitConfig, epoch: int, device: torch.device) -> VisModel:
+    with torch.random.fork_rng(devices=[]):  # the user's global random state is left alone
+        torch.manual_seed(cfg.seed + epoch)
+        model = VisModel(dim, cfg.width, cfg.depth)
+    return model.to(device)
+
+
+def _parametric(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, rate, prev_emb, step, progress):
+    """The parametric engine: train encoder/decoder on sampled edges; the shown positions are encode(h)."""
+    if _same_arch(prev_model, H.shape[1], cfg):
+        model = copy.deepcopy(prev_model)   # keeps the previous standardisation: no global jump
+        scale, ok = feature_scale(H, H.mean(0))
+        if ok and not (0.01 < float(scale / model.scale) < 100):
+            model.set_normalisation(H)      # the previous epoch's had no spread or another scale
+        steps = cfg.steps
+    else:
+        prev_model = None  # feature size or architecture changed: start afresh
+        model = _fresh_model(H.shape[1], cfg, epoch, device)
+        model.set_normalisation(H)
+        steps = cfg.steps_first
+    run_cfg = cfg
+    if device.type == "cuda" and cfg.gpu_batch_scale > 1:
+        # A GPU is launch-bound at these sizes: fewer, larger steps see as many edges.
+        k = cfg.gpu_batch_scale
+        run_cfg = replace(cfg, batch_size=cfg.batch_size * k, focus_batch=cfg.focus_batch * k,
+                          focus_every=max(1, cfg.focus_every // k))
+        steps = max(1, -(-steps // k))
+    with torch.no_grad():
+        teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
+    with Progress(steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
+        history = train_projection(model, head, nodes, teacher, cx, run_cfg, steps, gen,
+                                   prev=prev_model, rate=rate, prev_embedding=prev_emb, high_step=step,
+                                   progress=bar)
+    with torch.no_grad():
+        emb = batched(model.encode, H)
+        bemb = batched(model.encode, B) if len(B) else torch.zeros((0, 2), device=device)
+    return model, emb, bemb, {"steps": steps, "loss_history": history}
+
+
+def _nn_rate(knn: torch.Tensor, pos: torch.Tensor) -> float:
+    """nn_rate@k of a layout on the metrics' query subset (a diagnostic stored in info.json)."""
+    q = torch.from_numpy(query_subset(len(pos))).to(pos.device)
+    low, _ = exact_knn(pos, knn.shape[1], queries=pos[q], query_index=q)
+    return float(overlap_rate(knn[q], low).mean())
+
+
+def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit, prev_knn, prev_h, progress):
+    """The layout engine: UMAP's SGD on every node (warm-started and aligned), then encoder/decoder fitted to it."""
+    a, b = umap_ab(cfg.spread, cfg.min_dist)
+    n = len(H)
+    warm = prev_fit is not None and prev_h is not None and prev_fit["embedding"].shape == (n, 2)
+    timings = {}
+    t = time.perf_counter()
+    # the samples are laid out among themselves (UMAP's graph); boundary samples are placed after
+    own = (cx.edges < n).all(1)
+    edges, weights = cx.edges[own], cx.weights[own]
+    if warm:
+        prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
+        if prev_model is not None and prev_model.dim == H.shape[1]:
+            # the previous encoder applied to the new features moves each point by its feature change
+            start = prev_emb + batched(prev_model.encode, H) - batched(prev_model.encode, prev_h)
+        else:
+            start = prev_emb
+        pull = cfg.align_weight * jaccard_overlap(cx.knn, prev_knn[:, : cx.knn.shape[1]])
+        epochs, lr, anchor = cfg.layout_epochs, cfg.layout_lr_warm, start.clone()
+    else:
+        start = pca_init(H, gen) if cfg.init == "pca" else torch.rand((n, 2), generator=gen).to(device) * 10
+        pull, anchor, epochs, lr = None, None, cfg.layout_epochs_first, cfg.layout_lr
+    with Progress(epochs, f"layout epoch {epoch}", unit="pass", enabled=progress) as bar:
+        pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
+                              negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
+                              anchor_weight=pull, progress=bar)
+    pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
+    timings["layout_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if _same_arch(prev_model, H.shape[1], cfg):
+        model, steps = copy.deepcopy(prev_model), cfg.steps
+    else:
+        model, steps = _fresh_model(H.shape[1], cfg, epoch, device), cfg.steps_first
+    model.set_normalisation(H)
+    model.set_output_frame(pos[:n])
+    with torch.no_grad():
+        teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
+    pred = teacher[:n].argmax(1)
+    timings["nn_rate_layout"] = _nn_rate(cx.knn, pos[:n])
+    with Progress(2 * steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
+        history = fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, encoder=False)
+        # ppr first: a sample the decoder cannot give its class where it lies moves next to a neighbour
+        # where it can (see place_failures)
+        side = float((pos[:n].max(0).values - pos[:n].min(0).values).max()) * 1.16   # padded_extent's side
+        shown, moved = place_failures(model, head, pos[:n], pred, cx.knn, margin=0.75 * side / cfg.grid)
+        pos = torch.cat([shown, pos[n:]])
+        history += fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, decoder=False)
+    timings["maps_s"] = time.perf_counter() - t
+    timings["moved_for_ppr"] = moved
+    return model, pos[:n].contiguous(), pos[n:].contiguous(), {"steps": steps, "layout_epochs": epochs,
+                                                             "loss_history": history, **timings}
 
 
 def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, device: torch.device,
@@ -60,63 +177,53 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
     nodes = torch.cat([H, B])
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
 
+    t = time.perf_counter()
     cx = build_complex(H, B, cfg.n_neighbors)
+    complex_s = time.perf_counter() - t
 
-    prev_model, rate, prev_fit, prev_emb, step = None, None, None, None, None
+    prev_model, rate, prev_fit, prev_emb, step, prev_knn, prev_h_t = None, None, None, None, None, None, None
     if prev_epoch is not None:
-        prev_model = load_vismodel(run, prev_epoch).to(device)
+        prev_model = load_vismodel(run.fit_dir(prev_epoch)).to(device)
         prev_fit = load_npz(run.fit_dir(prev_epoch) / "fit.npz", ("knn", "embedding"))
         prev_knn = torch.from_numpy(prev_fit["knn"]).to(device)
-        rate = neighbour_preserving_rate(cx.knn, prev_knn[:, : cx.knn.shape[1]])
-        prev_h = load_npz(run.epoch_dir(prev_epoch) / "features.npz", ("features",))["features"]
-        if prev_h.shape == cap["features"].shape:
-            step = torch.from_numpy(np.linalg.norm(cap["features"] - prev_h, axis=1)).float().to(device)
-            prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
-    if prev_model is not None and prev_model.dim == H.shape[1] and \
-            (prev_model.width, prev_model.depth) == (cfg.width, cfg.depth):
-        model = copy.deepcopy(prev_model)   # keeps the previous standardisation: no global jump
-        steps = cfg.steps
+        if prev_knn.shape[0] != n or prev_knn.shape[1] < cx.knn.shape[1]:
+            prev_fit, prev_knn = None, None      # another k or N: no temporal terms
+        else:
+            rate = neighbour_preserving_rate(cx.knn, prev_knn[:, : cx.knn.shape[1]])
+            prev_h = load_npz(run.epoch_dir(prev_epoch) / "features.npz", ("features",))["features"]
+            if prev_h.shape == cap["features"].shape:
+                prev_h_t = torch.from_numpy(prev_h).float().to(device)
+                step = torch.from_numpy(np.linalg.norm(cap["features"] - prev_h, axis=1)).float().to(device)
+                prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
+
+    if cfg.engine == "layout":
+        model, emb, bemb, info = _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit,
+                                         prev_knn, prev_h_t, progress)
     else:
-        prev_model = None  # feature size or architecture changed: start afresh
-        with torch.random.fork_rng(devices=[]):  # the user's global random state is left alone
-            torch.manual_seed(cfg.seed + epoch)
-            model = VisModel(H.shape[1], cfg.width, cfg.depth)
-        model = model.to(device)
-        model.set_normalisation(H)
-        steps = cfg.steps_first
-
-    run_cfg = cfg
-    if device.type == "cuda" and cfg.gpu_batch_scale > 1:
-        # A GPU is launch-bound at these sizes: fewer, larger steps see as many edges.
-        k = cfg.gpu_batch_scale
-        run_cfg = replace(cfg, batch_size=cfg.batch_size * k, focus_batch=cfg.focus_batch * k,
-                          focus_every=max(1, cfg.focus_every // k))
-        steps = max(1, -(-steps // k))
+        model, emb, bemb, info = _parametric(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, rate,
+                                             prev_emb, step, progress)
+    t = time.perf_counter()
     with torch.no_grad():
-        teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
-    bar = Progress(steps, f"fit epoch {epoch}", unit="step", enabled=progress)
-    with bar:
-        history = train_projection(model, head, nodes, teacher, cx, run_cfg, steps, gen,
-                                   prev=prev_model, rate=rate, prev_embedding=prev_emb, high_step=step,
-                                   progress=bar)
-
-    with torch.no_grad():
-        emb = batched(model.encode, H)
-        bemb = batched(model.encode, B) if len(B) else torch.zeros((0, 2), device=device)
-        recon_probs = torch.softmax(batched(lambda h: head(model.decode(model.encode(h))), H), 1).cpu().numpy()
+        projected = batched(model.encode, H)
+        # ppr and the map are measured where the widget shows each sample
+        recon_probs = torch.softmax(batched(lambda z: head(model.decode(z)), emb), 1).cpu().numpy()
     emb_np = emb.cpu().numpy().astype(np.float32)
     extent = padded_extent(emb_np)
     colors = class_colors(len(run.classes))
     background, grid_class = decision_map(model, head, extent, cfg.grid, colors, cfg.boundary_threshold, device)
+    map_s = time.perf_counter() - t
 
+    t = time.perf_counter()
     queries = query_subset(n)
     metrics = epoch_metrics(features=H, boundary=B, embedding=emb, boundary_embedding=bemb, knn=cx.knn,
                             queries=queries, probs=outs["probabilities"], recon_probs=recon_probs,
                             labels=run.labels(), split=run.split(), grid_class=grid_class, extent=extent)
+    metrics.update(project_error(projected.cpu().numpy(), emb_np, extent))
     high_step = low_step = np.zeros(0, np.float32)
     if step is not None:
         high_step = step.cpu().numpy()[queries].astype(np.float32)
         low_step = np.linalg.norm(emb_np[queries] - prev_fit["embedding"][queries], axis=1).astype(np.float32)
+    metrics_s = time.perf_counter() - t
 
     with run.write_fit(epoch) as tmp:
         save_npz(tmp / "fit.npz", embedding=emb_np, boundary_embedding=bemb.cpu().numpy().astype(np.float32),
@@ -127,8 +234,9 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
         write_json(tmp / "model.json", model.describe())
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "info.json", {"prev_epoch": prev_epoch, "capture_id": capture_id(run, epoch),
-                                       "seconds": time.perf_counter() - t0, "steps": steps,
-                                       "loss_history": history, "device": str(device)})
+                                       "seconds": time.perf_counter() - t0, "engine": cfg.engine,
+                                       "complex_s": complex_s, "map_s": map_s, "metrics_s": metrics_s,
+                                       "device": str(device), "threads": torch.get_num_threads(), **info})
     return metrics
 
 
@@ -148,39 +256,87 @@ def _stale(run: RunDir, recorded: list[int], fitted: set[int]) -> list[int]:
     return []
 
 
-def fit(run: str | os.PathLike, *, preset: str | None = None, device: str = "auto", refit: bool = False,
-        progress: bool = True, **options):
+def resolve_config(config: FitConfig | None, preset: str | None, options: dict,
+                   stored: dict | None) -> FitConfig:
+    """The configuration a fit call asks for, validated (raises DVIError naming a bad option).
+
+    ``config`` and ``options`` combine (options override the config's fields); ``preset`` names a
+    starting point. With none of them, a run fitted before keeps its stored options.
+    """
+    if config is not None and not isinstance(config, FitConfig):
+        raise DVIError(f"config must be a dvi.FitConfig, got {type(config).__name__}")
+    if config is not None and preset is not None:
+        raise DVIError("pass either config= or preset=, not both (a FitConfig already holds a preset's values)")
+    if preset is not None and not isinstance(preset, str):
+        raise DVIError(f"preset must be a string, got {preset!r}")
+    if config is None and preset is None and not options and stored is not None:
+        return FitConfig.from_dict(stored)     # new epochs as the earlier ones
+    if config is not None:
+        check_names(options)
+        return replace(config, **options)       # replace() re-validates every field
+    return FitConfig.preset(preset or "default", **options)
+
+
+def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str | None = None,
+        device: str = "auto", refit: bool = False, progress: bool = True, threads: int | None = None,
+        **options):
     """Fit every recorded epoch not yet fitted and return the :class:`Visualization`.
 
-    ``options`` override :class:`FitConfig` fields; ``preset="reference"`` is DVI's own
-    configuration. With neither, a run fitted before keeps the options it was fitted with.
-    Asking for other options than the stored fits used is an error unless ``refit=True``.
+    Parameters
+    ----------
+    run : path of a recorded run directory.
+    config : a :class:`FitConfig` (every field documented there); ``options`` override its fields.
+    preset : ``"default"`` (= ``"layout"``: UMAP's SGD layout, aligned across epochs, with an
+        encoder and decoder fitted to it), ``"parametric"`` (the first engine: an encoder/decoder MLP
+        trained on sampled edges) or ``"reference"`` (DVI's own configuration).
+    device : ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    refit : fit every epoch again (required to change the options of a fitted run).
+    progress : progress bars / lines (also off with ``TQDM_DISABLE=1``).
+    threads : torch intra-op threads during the fit. ``None`` chooses: an explicit choice already
+        made (``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, or ``torch.set_num_threads`` called) is kept;
+        otherwise min(cores available, 2), and 1 when the 1-minute load average already exceeds the
+        core count. torch's previous count is restored afterwards (see ``dvi_widget.engine.threads``).
+    **options : FitConfig fields, e.g. ``layout_epochs=60``.
+
+    With no config, preset or options, a run fitted before keeps the options it was fitted with.
+    Asking for other options than the stored fits used is an error unless ``refit=True``. Every
+    option is checked before anything on disk changes.
     """
     from ..results import Visualization
+    from .threads import choose_threads
     rd = RunDir(run)
     cfg_path = rd.path / "fits" / "config.json"
-    (rd.path / "fits").mkdir(exist_ok=True)
-    if preset is None and not options and not refit and cfg_path.exists():
-        cfg = FitConfig.build("default", **load_json(cfg_path))   # new epochs as the earlier ones
-    else:
-        cfg = FitConfig.build(preset or "default", **options)
-    if cfg_path.exists() and not refit:
-        stored = load_json(cfg_path)
-        if stored != cfg.to_dict():
-            diff = {k: (stored.get(k), v) for k, v in cfg.to_dict().items() if stored.get(k) != v}
+    stored = load_json(cfg_path) if cfg_path.exists() else None
+    # ---- validate everything before touching the run directory ----
+    for name, v in (("refit", refit), ("progress", progress)):
+        if not isinstance(v, bool):
+            raise DVIError(f"fit option {name} must be True or False, got {v!r}")
+    cfg = resolve_config(config, preset, options, None if refit else stored)
+    dev = resolve_device(device)
+    n_threads = choose_threads(threads)
+    if stored is not None and not refit:
+        try:
+            same = FitConfig.from_dict(stored) == cfg
+        except DVIError:
+            same = False
+        if not same:
+            have = stored if isinstance(stored, dict) else {}
+            diff = {k: (have.get(k), v) for k, v in cfg.to_dict().items() if have.get(k) != v}
             raise DVIError(f"{rd.path} was fitted with other options {diff} (stored, asked); "
-                           f"pass refit=True to fit every epoch again")
-    if refit:
-        rd.remove_fits(rd.fitted_epochs())
-    write_json(cfg_path, cfg.to_dict())
+                           f"pass refit=True (CLI: --refit) to fit every epoch again")
     recorded = rd.recorded_epochs()
     if not recorded:
         raise DVIError(f"no epochs recorded in {rd.path}; call Recorder.capture() first")
+    # ---- from here on the run directory changes ----
+    (rd.path / "fits").mkdir(exist_ok=True)
+    if refit:
+        rd.remove_fits(rd.fitted_epochs())
+    write_json(cfg_path, cfg.to_dict())
     todo = _stale(rd, recorded, set(rd.fitted_epochs()))
-    dev = resolve_device(device)
-    for e in track(todo, "fitting epochs", unit="epoch", enabled=progress and len(todo) > 1):
-        pos = recorded.index(e)
-        fit_epoch(rd, e, recorded[pos - 1] if pos else None, cfg, dev, progress)
+    with fit_threads(n_threads):
+        for e in track(todo, "fitting epochs", unit="epoch", enabled=progress and len(todo) > 1):
+            pos = recorded.index(e)
+            fit_epoch(rd, e, recorded[pos - 1] if pos else None, cfg, dev, progress)
     # drop fits of epochs that are no longer recorded (never happens through the API, but keep it clean)
     rd.remove_fits([e for e in rd.fitted_epochs() if e not in recorded])
     return Visualization(rd.path)

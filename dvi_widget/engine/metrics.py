@@ -109,6 +109,20 @@ def epoch_metrics(*, features: torch.Tensor, boundary: torch.Tensor, embedding: 
     return out
 
 
+def project_error(projected: np.ndarray, shown: np.ndarray, extent) -> dict[str, float]:
+    """How far ``vis.project`` lands from where the widget shows each recorded sample.
+
+    |project(h_i) - embedding_i| as a fraction of the extent's larger side; its median and 95th
+    percentile (0 for a parametric engine, whose shown positions are the encoder's output).
+    """
+    xmin, xmax, ymin, ymax = extent
+    side = max(xmax - xmin, ymax - ymin, 1e-12)
+    d = np.linalg.norm(np.asarray(projected, np.float64) - np.asarray(shown, np.float64), axis=1) / side
+    if not len(d):
+        return {}
+    return {"project_error/median": float(np.median(d)), "project_error/p95": float(np.percentile(d, 95))}
+
+
 def stab_spearman(high_steps: list[np.ndarray], low_steps: list[np.ndarray]) -> float:
     """Spearman correlation of per-sample step sizes, high-D vs 2-D, pooled over epoch pairs."""
     from scipy.stats import spearmanr

@@ -143,3 +143,153 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
             progress.update(1)
     model.eval()
     return history
+
+
+@torch.no_grad()
+def inverse_failures(model: VisModel, head: nn.Module, z: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Indices of samples whose predicted class is not what head(decode(z)) gives at their shown position z."""
+    was = model.training
+    model.eval()
+    out = [head(model.decode(z[s:s + 8192])).argmax(1) != pred[s:s + 8192] for s in range(0, len(z), 8192)]
+    model.train(was)
+    return torch.nonzero(torch.cat(out)).flatten() if out else pred.new_zeros(0)
+
+
+def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positions: torch.Tensor,
+                  teacher: torch.Tensor, n_samples: int, cfg: FitConfig, steps: int, generator: torch.Generator,
+                  progress=None, encoder: bool = True, decoder: bool = True) -> list[float]:
+    """Layout engine: fit the encoder to the layout and the decoder to its inverse, in place.
+
+    nodes: (V, D) raw features (samples then boundary samples); positions: (V, 2) their layout.
+    Encoder loss: MSE of encode(h) to the layout position (``vis.project`` lands where the point is
+    shown). Decoder loss at the shown positions: recon_weight * MSE in standardised feature units
+    + pred_weight * KL(teacher || head(decode(z))) + pred_hard_weight * cross-entropy against the
+    predicted class, with ``focus_batch`` extra samples drawn from those whose prediction does not
+    survive decode at the shown position (re-checked every ``focus_every`` steps). The two losses
+    touch disjoint weights, so one Adam step trains both. Returns the loss every 50 steps.
+    """
+    xn = model.normalise(nodes).detach()
+    zn = model.normalise_z(positions).detach()
+    params = (list(model.encoder.parameters()) if encoder else []) + (list(model.decoder.parameters()) if decoder else [])
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+    log_teacher = teacher.clamp_min(1e-8).log()
+    hard = teacher.argmax(1)
+    T = cfg.pred_temperature
+    V = len(nodes)
+    failing = torch.zeros(0, dtype=torch.long, device=nodes.device)
+    history = []
+    batch = min(cfg.batch_size, V)
+    model.train()
+    for step in range(steps):
+        if decoder and cfg.focus_batch and (cfg.pred_weight or cfg.pred_hard_weight) and step % cfg.focus_every == 0:
+            failing = inverse_failures(model, head, positions[:n_samples], hard[:n_samples])
+        idx = torch.randint(0, V, (batch,), generator=generator).to(nodes.device)
+        if len(failing):
+            pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator).to(nodes.device)
+            didx = torch.cat([idx, failing[pick]])
+        else:
+            didx = idx
+        loss = F.mse_loss(model.encoder(xn[idx]), zn[idx]) if encoder else 0.0
+        if not decoder:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if step % 50 == 0:
+                history.append(float(loss.detach()))
+            if progress is not None:
+                progress.update(1)
+            continue
+        rec = model.decoder(zn[didx])
+        if cfg.recon_weight:
+            loss = loss + cfg.recon_weight * F.mse_loss(rec, xn[didx])
+        if cfg.pred_weight or cfg.pred_hard_weight:
+            logits = head(rec * model.scale + model.mean) / T
+            if cfg.pred_weight:
+                kl = (teacher[didx] * (log_teacher[didx] - F.log_softmax(logits, 1))).sum(1).mean()
+                loss = loss + cfg.pred_weight * kl * T * T
+            if cfg.pred_hard_weight:
+                loss = loss + cfg.pred_hard_weight * F.cross_entropy(logits * T, hard[didx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0:
+            history.append(float(loss.detach()))
+        if progress is not None:
+            progress.update(1)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def place_failures(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: torch.Tensor, knn: torch.Tensor,
+                   margin: float = 0.0, bisections: int = 10) -> tuple[torch.Tensor, int]:
+    """Layout engine, last step: move each sample whose prediction the decoder does not give at its position.
+
+    The decoder cannot carve an island for every sample whose predicted class differs from its 2-D
+    neighbours'. Such a sample i moves the shortest way into a region where the decoder gives its
+    class: toward each of its high-D neighbours j (its ``knn`` row) that has the same predicted class
+    and is shown where the decoder gives it, the boundary is found by bisection on the segment i -> j,
+    and i goes ``margin`` past it (a map pixel, so the map under the point shows the class too); the
+    nearest of these spots wins. With no such neighbour, the nearest such sample in 2-D serves as j.
+    A class the decoder gives at none of its samples is gathered around its medoid. Returns
+    (positions, number of samples moved).
+    """
+    from .knn import exact_knn
+    fail = inverse_failures(model, head, pos, pred)
+    if not len(fail):
+        return pos, 0
+    pos = pos.clone()
+    ok = torch.ones(len(pos), dtype=torch.bool, device=pos.device)
+    ok[fail] = False
+    nb = knn[fail]                                           # (F, k) high-D neighbours
+    F, k = nb.shape
+    good = ok[nb] & (pred[nb] == pred[fail][:, None])
+    # candidates: the qualifying high-D neighbours, plus the nearest qualifying sample in 2-D
+    extra = torch.full((F,), -1, dtype=torch.long, device=pos.device)
+    for c in torch.unique(pred[fail]).tolist():
+        rows = torch.nonzero(pred[fail] == c).flatten()
+        pool = torch.nonzero(ok & (pred == c)).flatten()
+        if len(pool):
+            near, _ = exact_knn(pos[pool], 1, queries=pos[fail[rows]])
+            extra[rows] = pool[near[:, 0]]
+        else:   # the decoder gives this class at none of its samples: gather them at their medoid
+            members = torch.nonzero(pred == c).flatten()
+            centre = pos[members].median(0).values
+            pos[fail[rows]] = pos[members[(pos[members] - centre).norm(dim=1).argmin()]].clone()
+    cand = torch.cat([nb, extra[:, None]], 1)                # (F, k + 1)
+    valid = torch.cat([good, (extra >= 0)[:, None]], 1)
+    f_rep = fail[:, None].expand(F, k + 1)[valid]
+    j_rep = cand[valid]
+    if not len(f_rep):
+        return pos, 0
+    start, end = pos[f_rep], pos[j_rep]
+    cls = pred[f_rep]
+
+    def passes(t: torch.Tensor) -> torch.Tensor:
+        z = start + t[:, None] * (end - start)
+        return batched(lambda q: head(model.decode(q)), z).argmax(1) == cls
+    lo = torch.zeros(len(f_rep), device=pos.device)
+    hi = torch.ones(len(f_rep), device=pos.device)
+    for _ in range(bisections):
+        mid = (lo + hi) / 2
+        p = passes(mid)
+        hi = torch.where(p, mid, hi)
+        lo = torch.where(p, lo, mid)
+    length = (end - start).norm(dim=1).clamp_min(1e-12)
+    t = (hi + margin / length).clamp_max(1.0)
+    t = torch.where(passes(t), t, torch.ones_like(t))        # past the boundary, or on j itself
+    dist = t * length
+    # the nearest spot per failing sample
+    order = torch.argsort(dist)
+    f_sorted = f_rep[order]
+    uniq, inv = torch.unique(f_sorted, return_inverse=True)
+    best = torch.full((len(uniq),), len(order), dtype=torch.long, device=pos.device)
+    best.scatter_reduce_(0, inv, torch.arange(len(order), device=pos.device), reduce="amin")
+    pick = order[best]
+    z = start[pick] + t[pick, None] * (end[pick] - start[pick])
+    pos[f_rep[pick]] = z
+    return pos, int(len(uniq))

@@ -528,7 +528,11 @@ def fallback_bundle(w: "DVIWidget", bundle: Any) -> tuple[dict, dict]:
 
     data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
     data, metadata = dict(data or {}), dict(metadata or {})
-    epoch = w.epoch if w.epoch is not None else "-"
+    if w.epoch is None:  # a live view before its first epoch: nothing to draw yet
+        data["text/plain"] = ("dvi_widget map, waiting for the first epoch. The live map needs a running kernel: "
+                              "open this notebook in JupyterLab, Notebook 7, VS Code, Voila or marimo.")
+        return data, metadata
+    epoch = w.epoch
     line = FALLBACK_LINE.format(epoch=epoch)
     try:
         png = static_png(w)

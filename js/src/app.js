@@ -13,6 +13,7 @@
  * host's child-model lookup, so the offline export can drive the same code.
  */
 import { readStatic, ModelSync } from "./sync.js";
+import { readMeta } from "./protocol.js";
 import { Playback } from "./playback.js";
 import { bindInput } from "./input.js";
 import { FrameComposer, pointStyle } from "./frame.js";
@@ -144,7 +145,7 @@ export class DVIApp {
         this.invalidate();
       },
       meta: () => {
-        this.data.meta = readStatic(this.sync.model).meta;
+        this.data.meta = readMeta(this.sync.model.get("meta"));
         this._applyAspect();
         this._syncControls();
         this.invalidate(true);

@@ -33,10 +33,6 @@ pytestmark = pytest.mark.browser
 
 FRONTENDS = ["lab", "notebook", "voila", "marimo"]
 
-MARIMO_KEYS_BUG = (
-    "marimo renders the widget in a shadow DOM: the window-level key listener sees the shadow host as "
-    "event.target, so the widget ignores the keys; the JS must look at event.composedPath() (WIDGET's fix, issue 8 bug 4)"
-)
 
 
 class Frontend:
@@ -124,6 +120,7 @@ def test_renders_the_map_on_the_last_epoch(fe):
     box = fe.root.locator(".dvi-map").bounding_box()
     assert box and box["width"] > 300 and box["height"] > 200, f"the map has a usable size: {box}"
     assert fe.echo()["epoch"] == fe.epochs[-1]
+    assert fe.page.locator(".dvi-static").count() == 0, "the live map shows, not the static picture beside it"
     assert not [e for e in fe.errors if "dvi" in e.lower()], fe.errors
 
 
@@ -188,7 +185,7 @@ def _keys(fe):
     assert fe.wait_rest() in fe.epochs, "space pauses"
 
 
-def test_keys_step_and_play(fe, request):
-    if fe.kind == "marimo":
-        request.applymarker(pytest.mark.xfail(reason=MARIMO_KEYS_BUG, strict=True))
+def test_keys_step_and_play(fe):
+    """In marimo the widget lives in a shadow DOM: the page-level key listener sees the shadow host
+    as the event's target, so the widget must read the event's composed path (issue 8, bug 4)."""
     _keys(fe)

@@ -1,0 +1,139 @@
+"""Stage 4a (layout engine): place every node (recorded and boundary samples) in 2-D with UMAP's SGD.
+
+This is umap-learn's ``optimize_layout_euclidean`` (umap/layouts.py) rewritten as whole-tensor
+torch operations, so one pass over the edge set is a handful of vectorised kernels (CPU or GPU)
+instead of a numba loop, and so a warm start and an alignment pull can be added:
+
+- each edge (i, j) of weight w is sampled every ``w_max / w`` layout epochs (umap's
+  ``make_epochs_per_sample``), edges lighter than ``w_max / n_epochs`` are dropped as umap drops them;
+- a sampled edge pulls both ends together with umap's attractive gradient
+  ``-2ab d^(2(b-1)) / (1 + a d^(2b)) (y_i - y_j)``, and pushes its head away from ``negative_sample_rate``
+  uniformly drawn nodes with ``2 gamma b / ((0.001 + d^2)(1 + a d^(2b))) (y_i - y_k)``; every
+  per-edge gradient is clipped to [-4, 4] per coordinate, as umap clips it;
+- the learning rate decays linearly to 0 over the epochs.
+
+The one departure from umap-learn: all edges sampled in a layout epoch are applied at once
+(synchronous, from the positions at the start of the epoch) rather than one after another
+(Hogwild); per-edge clipping keeps that stable, and tests/test_layout.py checks the result keeps
+neighbourhoods as well as umap-learn does.
+
+Warm start (epochs after the first): positions start at the previous epoch's, and each node is
+pulled toward its previous position with strength ``align_weight * overlap_i`` per layout epoch
+(decayed with the learning rate), where ``overlap_i`` is the Jaccard overlap of sample i's high-D
+kNN sets at t-1 and t. Samples whose neighbourhoods stayed put stay put; the others follow their
+new neighbours. This is AlignedUMAP's idea (umap/aligned_umap.py) reduced to a per-point anchor.
+"""
+from __future__ import annotations
+
+import torch
+
+CLIP = 4.0
+
+
+def pca_init(x: torch.Tensor, generator: torch.Generator, max_coord: float = 10.0) -> torch.Tensor:
+    """umap-learn's ``init="pca"``: the first two principal components scaled to [0, max_coord].
+
+    Features with no spread at all give a random init in the same box (a PCA of nothing).
+    """
+    xc = x - x.mean(0)
+    if float(xc.abs().max()) == 0.0 or len(x) < 3:
+        y = torch.rand((len(x), 2), generator=generator).to(x.device) * max_coord
+        return y
+    q = min(6, x.shape[1], len(x))
+    u, s, _ = torch.pca_lowrank(xc, q=q, center=False, niter=4)
+    y = u[:, :2] * s[:2]
+    if y.shape[1] < 2:
+        y = torch.cat([y, torch.zeros(len(y), 2 - y.shape[1], device=y.device)], 1)
+    y = y * (max_coord / y.abs().max().clamp_min(1e-12))
+    y = y + 1e-4 * torch.randn(y.shape, generator=generator).to(y.device)
+    lo, hi = y.min(0).values, y.max(0).values
+    return max_coord * (y - lo) / (hi - lo).clamp_min(1e-12)
+
+
+def jaccard_overlap(knn_now: torch.Tensor, knn_prev: torch.Tensor) -> torch.Tensor:
+    """Per row, |A & B| / |A | B| of two kNN index sets (N, k) each (indices within a row are distinct)."""
+    k = knn_now.shape[1]
+    inter = (knn_now[:, :, None] == knn_prev[:, None, :]).any(2).float().sum(1)
+    return inter / (2 * k - inter)
+
+
+@torch.no_grad()
+def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tensor, n_epochs: int,
+                    a: float, b: float, *, generator: torch.Generator, negative_sample_rate: int = 5,
+                    lr: float = 1.0, gamma: float = 1.0, anchor: torch.Tensor | None = None,
+                    anchor_weight: torch.Tensor | None = None, progress=None) -> torch.Tensor:
+    """Run ``n_epochs`` layout epochs of UMAP's SGD from ``pos`` (V, 2); returns the new positions.
+
+    edges: (E, 2) int64 node indices (an undirected edge listed both ways, as umap's COO graph);
+    weights: (E,) membership strengths. anchor / anchor_weight: (V, 2) previous positions and (V,)
+    pull strengths in [0, 1] (0: free) for the warm start's alignment term.
+    """
+    pos = pos.clone().float()
+    if n_epochs <= 0:
+        return pos
+    dev = pos.device
+    n_vertices = len(pos)
+    w = weights.float()
+    keep = w >= w.max() / float(n_epochs) if len(w) else torch.zeros(0, dtype=torch.bool, device=dev)
+    head, tail, w = edges[keep, 0], edges[keep, 1], w[keep]
+    eps = (w.max() / w).double() if len(w) else w.double()                       # layout epochs between two samples of an edge
+    eps_neg = eps / max(negative_sample_rate, 1)
+    next_sample = eps.clone()
+    next_neg = eps_neg.clone()
+    pull = None
+    if anchor is not None and anchor_weight is not None:
+        pull = anchor_weight.float().clamp(0, 1)[:, None]
+        anchor = anchor.float()
+    for n in range(n_epochs):
+        alpha = lr * (1.0 - n / n_epochs)
+        sel = torch.nonzero(next_sample <= n).flatten()
+        if len(sel):
+            i, j = head[sel], tail[sel]
+            d = pos[i] - pos[j]
+            d2 = (d * d).sum(1)
+            coeff = torch.where(d2 > 0, -2.0 * a * b * d2.clamp_min(1e-12).pow(b - 1.0) / (a * d2.pow(b) + 1.0),
+                                torch.zeros_like(d2))
+            g = (coeff[:, None] * d).clamp(-CLIP, CLIP) * alpha
+            delta = torch.zeros_like(pos)
+            delta.index_add_(0, i, g)
+            delta.index_add_(0, j, -g)
+            next_sample[sel] += eps[sel]
+            if negative_sample_rate > 0:
+                n_neg = torch.floor((n - next_neg[sel]) / eps_neg[sel]).clamp_min(0).long()
+                next_neg[sel] += n_neg.double() * eps_neg[sel]
+                src = i.repeat_interleave(n_neg)
+                if len(src):
+                    k = torch.randint(0, n_vertices, (len(src),), generator=generator).to(dev)
+                    dn = pos[src] - pos[k]
+                    dn2 = (dn * dn).sum(1)
+                    cn = torch.where(dn2 > 0, 2.0 * gamma * b / ((0.001 + dn2) * (a * dn2.pow(b) + 1.0)),
+                                     torch.zeros_like(dn2))
+                    delta.index_add_(0, src, (cn[:, None] * dn).clamp(-CLIP, CLIP) * alpha)
+            pos += delta
+        if pull is not None:
+            pos -= (alpha / max(lr, 1e-12)) * pull * (pos - anchor)
+        if progress is not None:
+            progress.update(1)
+    return pos
+
+
+__all__ = ["optimize_layout", "pca_init", "jaccard_overlap"]
+
+
+@torch.no_grad()
+def place_boundary(features: torch.Tensor, boundary: torch.Tensor, positions: torch.Tensor,
+                   k: int = 15) -> torch.Tensor:
+    """2-D positions of boundary samples: the membership-weighted mean of their k nearest samples' positions.
+
+    Boundary samples are not laid out with the samples (their edges would pull samples of different
+    classes together and cost neighbourhoods); each is put where its nearest samples are, with
+    UMAP's local fuzzy memberships (``fuzzy.bipartite_set``) as weights.
+    """
+    from .fuzzy import bipartite_set
+    from .knn import exact_knn
+    if not len(boundary):
+        return positions.new_zeros((0, 2))
+    k = min(k, len(features))
+    idx, dist = exact_knn(features, k, queries=boundary)
+    w = bipartite_set(dist).float().clamp_min(1e-6)
+    return (w[:, :, None] * positions[idx]).sum(1) / w.sum(1, keepdim=True)

@@ -1,0 +1,108 @@
+"""The layout engine (the default): neighbourhoods as umap-learn keeps them, stable across epochs,
+predictions kept where the points are shown, and an encoder that places features where they are shown."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from engine_support import record_features
+
+import dvi_widget as dvi
+from dvi_widget.engine.knn import exact_knn
+from dvi_widget.engine.layout import jaccard_overlap, optimize_layout
+from dvi_widget.engine.metrics import overlap_rate
+
+LAYOUT_TEST_FIT = dict(steps_first=300, steps=120, grid=64)
+
+
+def nn_rate(features: np.ndarray, embedding: np.ndarray, k: int = 15) -> float:
+    """Mean share of each point's k high-D neighbours among its k 2-D neighbours (self excluded)."""
+    high, _ = exact_knn(torch.from_numpy(features), k)
+    low, _ = exact_knn(torch.from_numpy(np.ascontiguousarray(embedding, np.float32)), k)
+    return float(overlap_rate(high, low).mean())
+
+
+@pytest.fixture(scope="module")
+def digits_fit(tmp_path_factory, digits_head):
+    """The default engine on the 1,797 digits (a well-trained linear head), one epoch."""
+    X, y, head = digits_head
+    path = record_features(tmp_path_factory.mktemp("layout") / "digits", [(1, X)], y, head)
+    return dvi.fit(path, progress=False, **LAYOUT_TEST_FIT), X
+
+
+def test_the_layout_keeps_neighbourhoods_as_well_as_umap_learn(digits_fit):
+    umap = pytest.importorskip("umap")
+    vis, X = digits_fit
+    ours = nn_rate(X, vis.embedding(1))
+    assert vis.metrics[1]["nn_rate@15"] == pytest.approx(ours, abs=1e-6), "the metric is this figure"
+    theirs = nn_rate(X, umap.UMAP(n_neighbors=15, random_state=0).fit_transform(X))
+    print(f"nn_rate@15: dvi_widget {ours:.3f}, umap-learn {theirs:.3f}")
+    assert ours >= 0.9 * theirs, (ours, theirs)
+
+
+def test_predictions_survive_the_inverse_at_the_shown_positions(digits_fit):
+    vis, _ = digits_fit
+    back = vis.inverse(1, vis.embedding(1))                     # decode where the widget shows each point
+    with torch.no_grad():
+        kept = vis.head(1)(torch.from_numpy(back)).argmax(1).numpy() == vis.predictions(1)
+    assert vis.metrics[1]["ppr"] == pytest.approx(kept.mean(), abs=1e-9)
+    assert kept.mean() >= 0.99, kept.mean()
+    # the decision map agrees with the points drawn on it
+    assert vis.metrics[1]["map_consistency"] >= 0.97
+
+
+def test_project_lands_where_the_points_are_shown(digits_fit):
+    vis, X = digits_fit
+    shown, placed = vis.embedding(1), vis.project(1, X)
+    xmin, xmax, ymin, ymax = vis.background_extent(1)
+    err = np.linalg.norm(placed - shown, axis=1) / max(xmax - xmin, ymax - ymin)
+    m = vis.metrics[1]
+    assert m["project_error/median"] == pytest.approx(np.median(err), rel=1e-4, abs=1e-7)
+    assert m["project_error/p95"] == pytest.approx(np.percentile(err, 95), rel=1e-4, abs=1e-7)
+    # reduced steps here; an encoder that ignored its input would land ~0.3 of the extent away
+    assert np.median(err) < 0.02 and np.percentile(err, 95) < 0.08, (np.median(err), np.percentile(err, 95))
+
+
+def test_warm_started_epochs_move_samples_whose_neighbourhoods_changed_more(tmp_path, digits_head):
+    X, y, head = digits_head
+    X, y = X[:600], y[:600]
+    rng = np.random.default_rng(0)
+    changed = rng.choice(len(X), 90, replace=False)
+    X2 = X.copy()
+    X2[changed] = X[rng.permutation(changed)]        # these samples take other samples' features
+    X2 = (X2 + 0.005 * rng.standard_normal(X2.shape)).astype(np.float32)
+    path = record_features(tmp_path / "warm", [(1, X), (2, X2)], y, head)
+    vis = dvi.fit(path, progress=False, steps_first=150, steps=60, grid=32)
+    side = np.ptp(vis.embedding(1), axis=0).max()
+    moved = np.linalg.norm(vis.embedding(2) - vis.embedding(1), axis=1) / side
+    stable = np.setdiff1d(np.arange(len(X)), changed)
+    print(f"mean move / side: stable {moved[stable].mean():.4f}, changed {moved[changed].mean():.4f}")
+    assert np.median(moved[stable]) < 0.25 * np.median(moved[changed])
+    assert np.median(moved[stable]) < 0.05, "one coordinate frame: a warm epoch does not redraw the map"
+
+
+def test_alignment_pull_holds_points_in_proportion_to_their_overlap():
+    """The layout SGD alone: with no edges at all, only the pull acts, and a weight-0 point stays free."""
+    gen = torch.Generator().manual_seed(0)
+    start = torch.rand((4, 2), generator=gen) * 10
+    anchor = torch.zeros((4, 2))
+    none = torch.zeros((0, 2), dtype=torch.long)
+    out = optimize_layout(start, none, torch.zeros(0), 20, 1.577, 0.895, generator=gen,
+                          negative_sample_rate=0, anchor=anchor, anchor_weight=torch.tensor([0.0, 0.0, 0.2, 0.6]))
+    d = out.norm(dim=1)
+    assert torch.allclose(out[:2], start[:2]), "no pull, no edges: no move"
+    assert d[3] < d[2] < start[2].norm()
+
+
+def test_jaccard_overlap_of_knn_sets():
+    a = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    b = torch.tensor([[3, 2, 1], [4, 7, 8]])
+    assert jaccard_overlap(a, b).tolist() == pytest.approx([1.0, 1 / 5])
+
+
+def test_the_new_default_and_the_parametric_preset_differ_as_documented(tmp_path, digits_head):
+    X, y, head = digits_head
+    path = record_features(tmp_path / "p", [(1, X[:300])], y[:300], head)
+    vis = dvi.fit(path, progress=False, preset="parametric", steps_first=40, grid=16)
+    assert vis.metrics[1]["project_error/p95"] == pytest.approx(0.0, abs=1e-6), "parametric: shown = encode(h)"
+    np.testing.assert_allclose(vis.embedding(1), vis.project(1, X[:300]), atol=1e-5)
