@@ -22,6 +22,9 @@ export const VIRIDIS = (() => {
   return out;
 })();
 
+/** The statistics' names (dvi_widget/analysis/dynamics.py DYNAMICS_COLUMNS; tests/test_dynamics.py checks they match). */
+export const DYNAMICS_COLUMNS = ["aum", "confidence", "variability", "correctness", "forgetting_events", "first_learned", "never_learned", "flips"];
+
 /** Colour of a statistic with no value (NaN): neutral grey, outside viridis. */
 export const MISSING_RGB = [158, 158, 158];
 

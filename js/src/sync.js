@@ -7,11 +7,12 @@
  */
 import { asBytes, asTyped, decodeClasses, decodeIndices, encodeIndices, readMeta, BROWSER_WRITABLE } from "./protocol.js";
 import { parseHex } from "./colors.js";
+import { DYNAMICS_COLUMNS } from "./dynamics.js";
 
 /** View options: state key -> [trait, from trait value, to trait value]. */
 export const OPTIONS = {
   // a class colouring or a training-dynamics column (meta in dynamics_info; Python validates the name)
-  colorBy: ["color_by", (v) => (typeof v === "string" && v ? v : "label"), (v) => v],
+  colorBy: ["color_by", (v) => (["label", "prediction", "correct", ...DYNAMICS_COLUMNS].includes(v) ? v : "label"), (v) => v],
   split: ["split_filter", (v) => (["both", "train", "test"].includes(v) ? v : "both"), (v) => v],
   hidden: ["hidden_classes", (v) => new Set(Array.isArray(v) ? v : []), (s) => [...s].sort((a, b) => a - b)],
   onlyMisclassified: ["only_misclassified", (v) => !!v, (v) => !!v],
