@@ -289,7 +289,7 @@ export class DVIApp {
   _onPlayback(kind) {
     if (kind === "epoch") {
       this.sync.setEpoch(this.playback.current);
-      this.composer.orderKey = null;
+      this.composer.reset();
       if (this.inspected != null) this._renderInspector();
       this.analysis.onEpoch();
       this.bgDirty = true;

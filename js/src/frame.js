@@ -22,7 +22,7 @@ const SELECTED_RGB = parseHex(STYLE.points.selected.outline);
  */
 export function pointStyle(nVisible, width, height, zoom, pointSize = 1, pointOpacity_ = null, style = STYLE) {
   const radius = pointRadius(nVisible, width, height, zoom, pointSize, style);
-  const alpha = pointOpacity_ != null ? pointOpacity_ : pointOpacity(nVisible, radius, width, height, style);
+  const alpha = pointOpacity_ != null ? pointOpacity_ : pointOpacity(nVisible, radius, width, height, zoom, style);
   return { radius, alpha, outline: hasOutline(radius, style) };
 }
 
@@ -32,16 +32,19 @@ export function pointStyle(nVisible, width, height, zoom, pointSize = 1, pointOp
  * with a dark ring. alpha and outline alpha as 0-255 words for raster.js.
  */
 export function buildPasses({ n, visible, selMask, colors, wrong, ps, anySelected, style = STYLE }) {
-  const rest = [], sel = [];
-  for (let i = 0; i < n; i++) {
+  let nRest = 0, nSel = 0;
+  for (let i = 0; i < n; i++) if (visible[i]) selMask[i] ? nSel++ : nRest++;
+  const rest = new Uint32Array(nRest), sel = new Uint32Array(nSel);
+  for (let i = 0, r = 0, q = 0; i < n; i++) {
     if (!visible[i]) continue;
-    (selMask[i] ? sel : rest).push(i);
+    if (selMask[i]) sel[q++] = i;
+    else rest[r++] = i;
   }
   const a = Math.round(255 * ps.alpha * (anySelected ? style.points.dim : 1));
   const oa = !anySelected && ps.outline ? Math.round(255 * style.points.outline.alpha * ps.alpha) : 0;
   return [
-    { order: Uint32Array.from(rest), colors, alpha: Math.max(1, Math.min(255, a)), outline: pack(...OUTLINE_RGB, oa), wrong, selected: false },
-    { order: Uint32Array.from(sel), colors, alpha: 255, outline: pack(...SELECTED_RGB, 255), wrong, selected: true },
+    { order: rest, colors, alpha: Math.max(1, Math.min(255, a)), outline: pack(...OUTLINE_RGB, oa), wrong, selected: false },
+    { order: sel, colors, alpha: 255, outline: pack(...SELECTED_RGB, 255), wrong, selected: true },
   ];
 }
 
@@ -67,7 +70,7 @@ export class FrameComposer {
   }
 
   /**
-   * Visibility, colours and passes for epoch `e`. data: {labels, isTest, classRGB};
+   * Visibility, colours and passes for epoch `e` (`order` key kept when nothing changed). data: {labels, isTest, classRGB};
    * opts: the view options; previous: the previous epoch's predictions or null;
    * sel: {mask, size, version}; ps: pointStyle(). Returns true when recomputed.
    */
@@ -77,8 +80,7 @@ export class FrameComposer {
     if (key === this.orderKey) return false;
     this.orderKey = key;
     const pred = e.predictions;
-    visibilityMask({ labels: data.labels, isTest: data.isTest, predictions: pred, previous }, opts, this.visible);
-    applyRangeFilter(this.visible, data.dynamics, opts.dynFilter);
+    this.countVisible(e, data, opts, previous); // this.visible for this epoch and these filters (cached)
     this.colors = isStat(opts.colorBy, data.dynamics)
       ? statColors(data.dynamics.values[opts.colorBy], ...data.dynamics.ranges[opts.colorBy], this.colors)
       : pointColors(opts.colorBy, data.classRGB, data.labels, pred, this.colors);
@@ -100,5 +102,11 @@ export class FrameComposer {
     this.nVisible = c;
     this.orderKey = null;
     return c;
+  }
+
+  /** Forget cached visibility and order (the data changed). */
+  reset() {
+    this.countKey = null;
+    this.orderKey = null;
   }
 }
