@@ -24,7 +24,7 @@ from .metrics import epoch_metrics, overlap_rate, query_subset
 from ..palette import class_colors
 from ..progress import Progress, track
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
-from .layout import jaccard_overlap, optimize_layout, pca_init, place_boundary
+from .layout import blend_steps, jaccard_overlap, optimize_layout, pca_init, place_boundary
 from .metrics import project_error
 from .threads import fit_threads
 from .training import fit_to_layout, neighbour_preserving_rate, place_failures, train_projection
@@ -137,6 +137,11 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
         pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
                               anchor_weight=pull, point_rate=rate, progress=bar)
+    if warm and cfg.step_blend > 0:
+        pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend)
+        repair = max(1, epochs // 6)     # a few gentle passes mend local order around the rescaled moves
+        pos = optimize_layout(pos, edges, weights, repair, a, b, generator=gen,
+                              negative_sample_rate=cfg.negative_sample_rate, lr=0.1 * lr, point_rate=rate)
     pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
     timings["layout_s"] = time.perf_counter() - t
     t = time.perf_counter()

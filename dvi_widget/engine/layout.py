@@ -126,6 +126,25 @@ __all__ = ["optimize_layout", "pca_init", "jaccard_overlap"]
 
 
 @torch.no_grad()
+def blend_steps(prev: torch.Tensor, pos: torch.Tensor, high_step: torch.Tensor, blend: float) -> torch.Tensor:
+    """Scale each sample's 2-D move so its length tracks its high-D move (what stab_spearman asks).
+
+    The layout moves a sample where its neighbourhood went; samples whose features moved a lot
+    without changing neighbours barely move. Each move d_i keeps its direction and gets length
+    |d_i|^(1 - blend) * (c |dh_i|)^blend, with c the least-squares scale of |d| on |dh| (so the
+    picture moves as much overall). blend = 0: the layout's moves; 1: exactly proportional.
+    """
+    d = pos - prev
+    m = d.norm(dim=1)
+    h = high_step.float()
+    c = (m * h).sum() / h.pow(2).sum().clamp_min(1e-12)
+    target = c * h
+    new = m.clamp_min(1e-12).pow(1 - blend) * target.clamp_min(1e-12).pow(blend)
+    unit = torch.where(m[:, None] > 1e-9, d / m.clamp_min(1e-12)[:, None], torch.zeros_like(d))
+    return prev + unit * new[:, None]
+
+
+@torch.no_grad()
 def place_boundary(features: torch.Tensor, boundary: torch.Tensor, positions: torch.Tensor,
                    k: int = 15) -> torch.Tensor:
     """2-D positions of boundary samples: the membership-weighted mean of their k nearest samples' positions.
