@@ -58,7 +58,7 @@ class FitConfig:
     step_blend : float, default 0.5
         Layout engine: in a warm epoch, each sample's 2-D move keeps its direction and gets length
         |d|^(1 - blend) * (c |dh|)^blend, tying it to the sample's high-D move dh (stab_spearman),
-        then layout_epochs / 6 gentle passes (a tenth of the warm rate) mend the local order;
+        then layout_epochs / 6 gentle passes (0.2 x (1 - blend) of the warm rate) mend the local order;
         0 keeps the layout's moves (0 <= blend <= 1).
     width : int, default 128
         Hidden width of the encoder and decoder MLPs (DVI: 256; >= 1).

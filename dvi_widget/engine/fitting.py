@@ -137,11 +137,12 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
         pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
                               anchor_weight=pull, point_rate=rate, progress=bar)
-    if warm and cfg.step_blend > 0:
+    if warm and 0 < cfg.step_blend:
         pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend)
         repair = max(1, epochs // 6)     # a few gentle passes mend local order around the rescaled moves
         pos = optimize_layout(pos, edges, weights, repair, a, b, generator=gen,
-                              negative_sample_rate=cfg.negative_sample_rate, lr=0.1 * lr, point_rate=rate)
+                              negative_sample_rate=cfg.negative_sample_rate, lr=0.2 * lr * (1 - cfg.step_blend),
+                              point_rate=rate)
     pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
     timings["layout_s"] = time.perf_counter() - t
     t = time.perf_counter()
