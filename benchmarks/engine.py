@@ -167,9 +167,30 @@ def vis_figures(vis) -> dict:
 
 
 def fit_info(run: Path, epoch: int) -> dict:
+    """The fit's own record of an epoch (info.json: seconds, stage timings, threads, device), without
+    long lists such as the loss history."""
     from dvi_widget.store.rundir import epoch_dirname
-    info = json.loads((run / "fits" / epoch_dirname(epoch) / "info.json").read_text())
-    return {"seconds": info.get("seconds"), "steps": info.get("steps"), "device": info.get("device")}
+    info = json.loads((Path(run) / "fits" / epoch_dirname(epoch) / "info.json").read_text())
+    return {k: v for k, v in info.items() if not (isinstance(v, (list, dict)) and len(v) > 20)}
+
+
+def wait_for_epoch(run: str | Path, epoch: int, stop: str | None = None, timeout: float = 4 * 3600) -> None:
+    """Block until ``epoch`` is recorded in ``run`` (captures are written atomically, so a listed
+    epoch is complete): stages that follow the training process start before it ends. The file
+    ``stop``, once it exists, says the training process failed."""
+    from dvi_widget.store.rundir import RunDir
+    t0 = time.perf_counter()
+    while True:
+        if stop and Path(stop).exists():
+            raise RuntimeError(f"the training process for {run} failed; not waiting for epoch {epoch}")
+        try:
+            if epoch in RunDir(run).recorded_epochs():
+                return
+        except Exception:      # the run directory is not created yet
+            pass
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError(f"epoch {epoch} never appeared in {run}")
+        time.sleep(2.0)
 
 
 def loadavg() -> list[float] | None:
@@ -266,6 +287,7 @@ def stage_record(a: dict) -> dict:
     rss = RssSampler()
     vis = None
     for epoch in range(1, a["epochs"] + 1):
+        load0 = loadavg()
         t0 = time.perf_counter()
         loss = demo.train_one_epoch(model, opt, x[train], y[train], gen)
         train_s = time.perf_counter() - t0
@@ -278,7 +300,7 @@ def stage_record(a: dict) -> dict:
             fit_s = time.perf_counter() - t0
         epochs.append({"epoch": e, "train_s": train_s, "capture_s": capture_s, "fit_s": fit_s,
                        "fit_peak_rss_mb": mem.peak_mb, "train_loss": loss, "fit_info": fit_info(run, e),
-                       "load": loadavg()})
+                       "load": load0})
         m = vis.metrics[e]
         log(f"  {a['case']} {a['preset']} epoch {e}: train {train_s:.1f} s, capture {capture_s:.2f} s, "
             f"fit {fit_s:.2f} s, ppr train/test {fmt(m.get('ppr/train'), '.4f')}/{fmt(m.get('ppr/test'), '.4f')}, "
@@ -300,11 +322,13 @@ def stage_fit(a: dict) -> dict:
 
     ctx = stage_context()
     src, dst = Path(a["src"]), Path(a["run"])
+    wait_for_epoch(src, a["epochs"][0], a.get("stop"))
     copy_header(src, dst)
     epochs = []
     vis = None
     rss = RssSampler()
     for i, e in enumerate(a["epochs"]):
+        wait_for_epoch(src, e, a.get("stop"))
         copy_epoch(src, dst, e)
         with rss.span() as mem:
             t0 = time.perf_counter()
@@ -354,8 +378,9 @@ def stage_umap(a: dict) -> dict:
     from dvi_widget.store.rundir import RunDir, load_npz
 
     ctx = stage_context()
-    run = RunDir(a["run"])
     epochs = a["epochs"]
+    wait_for_epoch(a["run"], epochs[0], a.get("stop"))
+    run = RunDir(a["run"])
     n = run.n
     split = run.split()
     seed = a["umap_seed"]
@@ -376,9 +401,11 @@ def stage_umap(a: dict) -> dict:
     prev_h = prev_emb = None
     rss = RssSampler()
     for e in epochs:
+        wait_for_epoch(a["run"], e, a.get("stop"))   # the training process may still be on its way (not timed)
         folder = run.epoch_dir(e)
         H = load_npz(folder / "features.npz", ("features",))["features"]
         preds = load_npz(folder / "outputs.npz", ("predictions",))["predictions"]
+        load0 = loadavg()
         with rss.span() as mem:
             t0 = time.perf_counter()
             reducer = make_umap(seed)
@@ -415,7 +442,7 @@ def stage_umap(a: dict) -> dict:
         prev_h, prev_emb = H, emb
         out_epochs.append({"epoch": e, "fit_transform_s": fit_s, "fit_peak_rss_mb": mem.peak_mb, "inverse_s": inv_s,
                            "inverse_ms_per_point": 1000 * inv_s / max(len(ppr_idx), 1), "metrics": m,
-                           "load": loadavg()})
+                           "load": load0})
         log(f"  umap epoch {e}: fit_transform {fit_s:.2f} s, nn_rate {m['nn_rate@15']:.3f}, ppr ({len(ppr_idx)} "
             f"samples) {fmt(m.get('ppr'))}")
     np.savez_compressed(a["embeddings"], **embs)
@@ -780,7 +807,7 @@ def goals(row: dict, has_umap: bool) -> list[dict]:
 def per_epoch_table(res: dict, capture_s: dict[int, float], umap: dict | None) -> list[str]:
     umap_by = {u["epoch"]: u for u in umap["epochs"]} if umap else {}
     cols = ["epoch", "capture+fit s", "fit s", "÷ umap", "nn_rate@15", "umap nn_rate", "ppr/train", "ppr/test",
-            "map_consistency", "project_error med / p95", "trust@15", "fit RSS MiB", "load (1 min)"]
+            "map_consistency", "project_error med / p95", "trust@15", "fit RSS MiB", "fit threads", "load (1 min)"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols)]
     for ep in res["epochs"]:
         e = ep["epoch"]
@@ -792,7 +819,8 @@ def per_epoch_table(res: dict, capture_s: dict[int, float], umap: dict | None) -
             fmt(m.get("nn_rate@15")), fmt(u["metrics"]["nn_rate@15"] if u else None), fmt(m.get("ppr/train"), ".4f"),
             fmt(m.get("ppr/test"), ".4f"), fmt(m.get("map_consistency"), ".4f"),
             f"{fmt(m.get(PE_MED), '.4f')} / {fmt(m.get(PE_P95), '.4f')}", fmt(m.get("trustworthiness@15")),
-            fmt(ep.get("fit_peak_rss_mb"), ".0f"), fmt((ep.get("load") or [None])[0], ".1f")]) + " |")
+            fmt(ep.get("fit_peak_rss_mb"), ".0f"), str((ep.get("fit_info") or {}).get("threads", "—")),
+            fmt((ep.get("load") or [None])[0], ".1f")]) + " |")
     return lines
 
 
@@ -822,7 +850,9 @@ def threads_line(res: dict) -> str:
 
 
 def case_markdown(case: str, c: dict) -> list[str]:
-    lines = [f"#### {case}", "", f"Data: {c['describe']}; {c['n_epochs']} epochs.", ""]
+    planned = c.get("planned_epochs")
+    count = f"{c['n_epochs']} of {planned} epochs so far" if planned and planned != c["n_epochs"] else f"{c['n_epochs']} epochs"
+    lines = [f"#### {case}", "", f"Data: {c['describe']}; {count}.", ""]
     rows = c["rows"]
     lines += ["| configuration | capture+fit s/epoch | ÷ umap | ppr/train min | ppr/test min | map_consistency min "
               "| project_error med / p95 (worst) | nn_rate@15 min (mean) | nn_rate ÷ umap, worst epoch | stab_spearman "
@@ -893,29 +923,151 @@ def case_benchmark(case: str, opts, workdir: Path) -> dict:
     ppr_samples = opts.umap_ppr_samples if opts.umap_ppr_samples is not None else (30 if quick else 300)
     ppr_epochs = ([int(x) for x in opts.umap_ppr_epochs.split(",")] if opts.umap_ppr_epochs else [1, n_epochs])
     run = workdir / f"{case}-{presets[0]}"
-    log(f"{case}: record ({n_epochs} epochs), {presets[0]} fitted after each capture")
-    rec = run_stage("record", {"label": f"{case}-{presets[0]}", "case": case, "quick": quick, "run": str(run),
-                               "epochs": n_epochs, "seed": 0, "preset": presets[0], "overrides": overrides}, workdir)
+    umap_emb = workdir / f"{case}-umap-embeddings.npz"
+    epochs = list(range(1, n_epochs + 1))
+    # Phase 1: the training process (capture + the first preset's fit after each epoch) and umap-learn
+    # on each epoch's features as soon as it is recorded, side by side, so the two sides of the ratio
+    # run at the same time under the same load. Phase 2: the other presets, side by side.
+    from concurrent.futures import ThreadPoolExecutor
+    stop = workdir / f"{case}.stop"
+    stop.unlink(missing_ok=True)
+    shutil.rmtree(run, ignore_errors=True)      # never let a follower read an earlier invocation's epochs
+    log(f"{case}: record ({n_epochs} epochs), {presets[0]} fitted after each capture"
+        + ("" if opts.skip_umap else "; umap-learn alongside on each recorded epoch"))
+    with ThreadPoolExecutor(2) as pool:
+        rec_f = pool.submit(run_stage, "record", {"label": f"{case}-{presets[0]}", "case": case, "quick": quick,
+                                                  "run": str(run), "epochs": n_epochs, "seed": 0, "preset": presets[0],
+                                                  "overrides": overrides}, workdir)
+        umap_f = None if opts.skip_umap else pool.submit(
+            run_stage, "umap", {"label": case, "run": str(run), "epochs": epochs, "seed": 0, "umap_seed": opts.umap_seed,
+                                "warm_points": 5000, "ppr_samples": ppr_samples, "ppr_epochs": ppr_epochs,
+                                "embeddings": str(umap_emb), "stop": str(stop)}, workdir)
+        rec = rec_f.result()
+        if rec.get("error"):
+            stop.touch()                              # the follower stops waiting for epochs
+        umap_res = umap_f.result() if umap_f is not None else None
     if rec.get("error"):
         return {"error": rec["error"], "describe": case, "n_epochs": n_epochs}
     capture_s = {e["epoch"]: e["capture_s"] for e in rec["epochs"]}
-    epochs = [e["epoch"] for e in rec["epochs"]]
     configs = {presets[0]: rec}
     runs = {presets[0]: str(run)}
-    umap_res, umap_emb = None, workdir / f"{case}-umap-embeddings.npz"
-    if not opts.skip_umap:
-        log(f"{case}: umap-learn on the same features")
-        umap_res = run_stage("umap", {"label": case, "run": str(run), "epochs": epochs, "seed": 0,
-                                      "umap_seed": opts.umap_seed, "warm_points": 5000,
-                                      "ppr_samples": ppr_samples, "ppr_epochs": ppr_epochs,
-                                      "embeddings": str(umap_emb)}, workdir)
+    others = presets[1:]
+    if others:
+        log(f"{case}: {', '.join(others)} side by side, each in a fresh process")
+        with ThreadPoolExecutor(len(others)) as pool:
+            futs = {}
+            for preset in others:
+                eps = epochs[:ref_epochs] if preset == "reference" else epochs
+                dst = workdir / f"{case}-{preset}"
+                futs[preset] = pool.submit(run_stage, "fit", {"label": f"{case}-{preset}", "case": case, "src": str(run),
+                                                              "run": str(dst), "epochs": eps, "preset": preset,
+                                                              "overrides": overrides}, workdir)
+                runs[preset] = str(dst)
+            for preset in others:
+                configs[preset] = futs[preset].result()
+    return summarise_case(case, opts, workdir, rec, umap_res, configs, runs)
+
+
+def stage_result(workdir: Path, name: str, label: str) -> dict | None:
+    f = workdir / f"{name}-{label}-result.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def _log_lines(paths: list[str]) -> list[str]:
+    out = []
+    for p in paths:
+        if Path(p).exists():
+            out += Path(p).read_text(errors="replace").splitlines()
+    return out
+
+
+def recover_stage(run: Path, lines: list[str], case: str, preset: str) -> dict | None:
+    """A stage that has not finished (or whose process ended): its fitted epochs' figures from the run
+    directory, its per-epoch seconds from its log lines; marked partial, peak RSS unknown."""
+    import re
+    import dvi_widget as dvi
+    try:
+        vis = dvi.Visualization(run)
+    except Exception:
+        return None
+    if not vis.epochs:
+        return None
+    pat = re.compile(rf"\s+{re.escape(case)} {re.escape(preset)} epoch (\d+): (.*)")
+    times: dict[int, dict] = {}
+    for ln in lines:
+        m = pat.search(ln)
+        if m:
+            times[int(m.group(1))] = {k: float(v) for k, v in re.findall(r"(train|capture|fit) ([\d.]+) s", m.group(2))}
+    eps = [e for e in vis.epochs if e in times]
+    if not eps:
+        return None
+    return {"preset": preset, "partial": True,
+            "epochs": [{"epoch": e, "capture_s": times[e].get("capture"), "fit_s": times[e]["fit"],
+                        "train_s": times[e].get("train"), "fit_peak_rss_mb": None, "fit_info": fit_info(run, e),
+                        "load": None} for e in eps],
+            "metrics": {str(e): vis.metrics[e] for e in eps}, "summary": vis.summary, "config": fit_config(run),
+            "threads": {}, "describe": None}
+
+
+def recover_umap(lines: list[str]) -> dict | None:
+    """umap-learn's per-epoch seconds, nn_rate and ppr from its log lines (a run that has not finished)."""
+    import re
+    pat = re.compile(r"umap epoch (\d+): fit_transform ([\d.]+) s, nn_rate ([\d.]+), ppr \((\d+) samples\) (\S+)")
+    warm = re.search(r"umap warm-up .*?: ([\d.]+) s", "\n".join(lines))
+    eps = []
+    n = 0
+    for ln in lines:
+        m = pat.search(ln)
+        if m:
+            n = int(m.group(4))
+            ppr = None if m.group(5) == "—" else float(m.group(5))
+            eps.append({"epoch": int(m.group(1)), "fit_transform_s": float(m.group(2)), "fit_peak_rss_mb": None,
+                        "inverse_ms_per_point": float("nan"), "load": None,
+                        "metrics": {"nn_rate@15": float(m.group(3)), "trustworthiness@15": None, "ppr": ppr}})
+    if not eps:
+        return None
+    return {"partial": True, "epochs": eps, "summary": {"stab_spearman": None}, "warm_s": float(warm.group(1)) if warm else float("nan"),
+            "warm_points": 5000, "random_state": None, "numba_threads": None, "ppr_samples": n,
+            "ppr_samples_train": n // 2, "ppr_samples_test": n - n // 2}
+
+
+def assemble_case(case: str, opts, workdir: Path) -> dict:
+    """The case's tables from the stage results already in ``workdir`` (``--assemble``: stages that
+    were run, or finished, outside one invocation); the pictures are drawn again."""
+    presets = [p for p in opts.presets.split(",") if p]
+    lines = _log_lines(opts.logs.split(",") if opts.logs else [])
+    rec = stage_result(workdir, "record", f"{case}-{presets[0]}") or \
+        recover_stage(workdir / f"{case}-{presets[0]}", lines, case, presets[0])
+    if rec is None:
+        return {"error": f"no record result in {workdir}", "describe": case, "n_epochs": 0}
+    if rec.get("describe") is None:
+        rec["describe"] = load_case(case, opts.quick)["describe"]
+    args = workdir / f"record-{case}-{presets[0]}-args.json"
+    planned = json.loads(args.read_text())["epochs"] if args.exists() else None
+    umap_res = None if opts.skip_umap else (stage_result(workdir, "umap", case) or recover_umap(lines)
+                                            or {"error": "umap-learn did not finish"})
+    configs = {presets[0]: rec}
+    runs = {presets[0]: str(workdir / f"{case}-{presets[0]}")}
     for preset in presets[1:]:
-        eps = epochs[:ref_epochs] if preset == "reference" else epochs
-        log(f"{case}: {preset}, {len(eps)} epochs, fresh process")
-        dst = workdir / f"{case}-{preset}"
-        configs[preset] = run_stage("fit", {"label": f"{case}-{preset}", "case": case, "src": str(run), "run": str(dst),
-                                            "epochs": eps, "preset": preset, "overrides": overrides}, workdir)
-        runs[preset] = str(dst)
+        configs[preset] = (stage_result(workdir, "fit", f"{case}-{preset}")
+                           or recover_stage(workdir / f"{case}-{preset}", lines, case, preset)
+                           or {"error": f"{preset} did not finish"})
+        runs[preset] = str(workdir / f"{case}-{preset}")
+    out = summarise_case(case, opts, workdir, rec, umap_res, configs, runs)
+    out["planned_epochs"] = planned
+    return out
+
+
+def summarise_case(case: str, opts, workdir: Path, rec: dict, umap_res: dict | None, configs: dict, runs: dict) -> dict:
+    """Rows, goals, pictures and notes of one case from its stages' results."""
+    quick = opts.quick
+    presets = list(configs)
+    capture_s = {e["epoch"]: e["capture_s"] for e in rec["epochs"]}
+    epochs = [e["epoch"] for e in rec["epochs"]]
+    n_epochs = len(epochs)
+    ref_epochs = min(opts.reference_epochs or (1 if quick else 2), n_epochs)
+    ppr_epochs = ([int(x) for x in opts.umap_ppr_epochs.split(",")] if opts.umap_ppr_epochs else [1, n_epochs])
+    umap_emb = workdir / f"{case}-umap-embeddings.npz"
     umap_ok = umap_res if umap_res and not umap_res.get("error") else None
     rows = []
     for label, res in configs.items():
@@ -939,9 +1091,10 @@ def case_benchmark(case: str, opts, workdir: Path) -> dict:
                                       "out": opts.pictures, "size": opts.picture_size}, workdir)
     notes = [
         "capture+fit: per epoch, `rec.capture(...)` plus the incremental `dvi.fit(run, preset=...)` after it; the "
-        f"first preset ({presets[0]}) is timed inside the training process, the others fit a copy of the same "
-        "recorded epochs in a fresh process and add their fit time to the same capture time. The ratio divides by "
-        "umap-learn's mean fit_transform over the same epochs, measured in the same invocation.",
+        f"first preset ({presets[0]}) is timed inside the training process while umap-learn runs alongside on each "
+        "epoch as soon as it is recorded (both under the same load); then the other presets, side by side, each fit "
+        "a copy of the same recorded epochs in a fresh process and add their fit time to the same capture time. The "
+        "ratio divides by umap-learn's mean fit_transform over the same epochs, measured in the same invocation.",
         "peak RSS of a fit: the highest resident memory of the configuration's process during one epoch's `dvi.fit` "
         "(psutil, sampled every 5 ms; torch alone is ~300 MiB of it); for umap-learn, during `fit_transform`.",
     ]
@@ -963,6 +1116,12 @@ def case_benchmark(case: str, opts, workdir: Path) -> dict:
                      f"(`--reference-epochs`): it costs minutes per epoch here.")
     if quick:
         notes.append(f"--quick: smaller data and fit overrides {QUICK_OVERRIDES}; the figures do not describe the presets.")
+    for label, res in list(configs.items()) + [("umap-learn", umap_res or {})]:
+        if res.get("partial"):
+            notes.append(f"**{label}: partial** — epochs {', '.join(str(e['epoch']) for e in res['epochs'])} only: the "
+                         f"run was still going when these tables were assembled (`--assemble --logs`); figures from its "
+                         f"run directory, seconds from its log, peak RSS and load not recorded"
+                         + (", trustworthiness and stab_spearman not in its log" if label == "umap-learn" else "") + ".")
     return {"describe": rec["describe"], "n_epochs": n_epochs, "rows": rows, "configs": configs, "umap": umap_res,
             "capture_s": capture_s, "pictures": pics.get("pictures", {}), "notes": notes}
 
@@ -974,7 +1133,7 @@ def cases_benchmark(opts, command: str) -> dict:
     res = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "commit": git_commit(), "machine": machine(), "load_start": loadavg(), "cases": {}}
     for case in opts.cases.split(","):
-        res["cases"][case] = case_benchmark(case, opts, workdir)
+        res["cases"][case] = (assemble_case if opts.assemble else case_benchmark)(case, opts, workdir)
         res["cases"][case]["capture_s"] = {str(k): v for k, v in res["cases"][case].get("capture_s", {}).items()}
     res["load_end"] = loadavg()
     res["total_s"] = time.perf_counter() - t0
@@ -1027,11 +1186,17 @@ def scaling_benchmark(opts, command: str) -> dict:
     return res
 
 
+def stage_times(info: dict) -> str:
+    """The fit's own per-stage seconds (info.json keys ending in _s), e.g. "complex 3.1, layout 9.0"."""
+    return ", ".join(f"{k[:-2]} {v:.1f}" for k, v in info.items() if k.endswith("_s") and isinstance(v, (int, float)))
+
+
 def scaling_markdown(res: dict) -> str:
     lines = header_markdown(res)
     cols = ["N x D", "capture s (mean)", "fit s, epoch 1 (cold)", "fit s, later epochs (mean)",
             "umap fit_transform s", "÷ umap, later epoch", "÷ umap, epoch 1", "peak RSS MiB: ours / umap",
-            "nn_rate@15 last: ours / umap", "threads: torch / numba", "load (1 min) ours / umap"]
+            "nn_rate@15 last: ours / umap", "threads: torch per epoch / numba", "load (1 min) ours / umap",
+            "last epoch's stages, s"]
     lines += ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
     for r in res["rows"]:
         o, u = r["ours"], r["umap"]
@@ -1048,8 +1213,9 @@ def scaling_markdown(res: dict) -> str:
             fmt(uf, ".1f"), fmt(_mean(later) / uf if uf else None, ".2f"), fmt(es[0]["fit_s"] / uf if uf else None, ".2f"),
             f"{fmt(o['peak_rss_mb'], '.0f')} / {fmt(u.get('fit_peak_rss_mb'), '.0f')}",
             f"{fmt(last_m.get('nn_rate@15'))} / {fmt(u.get('nn_rate@15'))}",
-            f"{(o.get('threads') or {}).get('torch_intraop')} / {u.get('numba_threads')}",
-            f"{fmt((o.get('load_start') or [None])[0], '.1f')} / {fmt((u.get('load_start') or [None])[0], '.1f')}"]) + " |")
+            f"{'/'.join(str((e.get('fit_info') or {}).get('threads', '?')) for e in es)} / {u.get('numba_threads')}",
+            f"{fmt((o.get('load_start') or [None])[0], '.1f')} / {fmt((u.get('load_start') or [None])[0], '.1f')}",
+            stage_times(es[-1].get("fit_info") or {})]) + " |")
     lines += ["", "- ours: `rec.capture(features=H, head=head, epoch=e)` then `dvi.fit(run)` each epoch, in one process per "
               "size (peak RSS: that process's ru_maxrss, data generation and recording included); umap-learn: "
               "`umap.UMAP().fit_transform` of the last epoch's features, every size in one further process warmed once "
@@ -1118,6 +1284,11 @@ def main(argv=None) -> int:
     p.add_argument("--picture-size", type=int, default=440, help="map size of each picture, pixels")
     p.add_argument("--workdir", default=None, help="keep the run directories here (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directories")
+    p.add_argument("--logs", default=None,
+                   help="with --assemble: log files of stages that did not finish (comma-separated); their epochs so "
+                        "far are recovered from the run directories and these logs, marked partial")
+    p.add_argument("--assemble", action="store_true",
+                   help="only build the tables and pictures from the stage results already in --workdir")
     p.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     p.add_argument("--stage-args", help=argparse.SUPPRESS)
     p.add_argument("--stage-result", help=argparse.SUPPRESS)

@@ -50,7 +50,7 @@ def main() -> None:
                 "w"),
         f"{args.synthetic // 1000}k": ("from fake_vis import FakeVisualization\n"
                                         "from dvi_widget.widget.widget import DVIWidget\n"
-                                        f"w = DVIWidget(FakeVisualization(n={args.synthetic}, epochs=range(1, 6), map_size=256))\n"
+                                        f"w = DVIWidget(FakeVisualization(n={args.synthetic}, epochs=range(1, 3), map_size=256))\n"
                                         "w"),
     }
     written = []
@@ -60,7 +60,7 @@ def main() -> None:
             for name, code in cells.items():
                 write_notebook(server.root / f"shot-{name}.ipynb", [code])
                 page = browser.new_page(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-                open_notebook(page, server, f"shot-{name}.ipynb")
+                open_notebook(page, server, f"shot-{name}.ipynb", workspace=f"shot{name}")
                 run_all_cells(page, timeout_ms=600_000)
                 root = page.locator(".dvi-root").first
                 root.wait_for(timeout=120_000)

@@ -167,9 +167,15 @@ def measure(browser, server, n: int, e: int, map_size: int, bytes_per_epoch: boo
         frames: list[int] = []
         page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(
             len(payload) if isinstance(payload, (bytes, bytearray)) else len(payload.encode()))))
-        open_notebook(page, server, name)
+        open_notebook(page, server, name, workspace=f"bench{n}")  # only this notebook on the page
         t0 = time.perf_counter()
-        run_all_cells(page, timeout_ms=900_000)
+        try:
+            run_all_cells(page, timeout_ms=600_000)
+        except Exception:
+            shot = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"dvi-bench-{n}-stalled.png"
+            page.screenshot(path=str(shot))
+            print(f"run all cells did not finish at {n:,} points; the page is in {shot}", file=sys.stderr)
+            raise
         page.wait_for_function(
             f"() => {{ const r = document.querySelectorAll('.dvi-root'); return r.length >= {len(cells)} && r[0].dataset.drawnEpoch; }}",
             timeout=600_000,
@@ -287,7 +293,6 @@ def measure(browser, server, n: int, e: int, map_size: int, bytes_per_epoch: boo
             results["ws_frames"] = len(frames)
         results["build_s"] = float(kernel_exec(page, "print(build_s)").strip())
         results["load_after"] = [round(v, 2) for v in os.getloadavg()]
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")  # free the kernel
     finally:
         page.close()
     return results

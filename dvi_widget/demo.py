@@ -20,8 +20,9 @@ def load_mnist(n_train: int = 8000, n_test: int = 2000, seed: int = 0):
     with resources.files("dvi_widget").joinpath("data/mnist10k.npz").open("rb") as f:
         data = np.load(f, allow_pickle=False)
         images, labels = data["images"], data["labels"].astype(np.int64)
-    if n_train + n_test > len(images):
-        raise ValueError(f"the bundled set has {len(images)} digits; asked for {n_train} + {n_test}")
+    if n_train + n_test > len(images) or n_train < 1 or n_test < 0:
+        from .errors import DVIError
+        raise DVIError(f"the bundled set has {len(images)} digits; asked for {n_train} training + {n_test} test")
     order = np.random.default_rng(seed).permutation(len(images))[: n_train + n_test]
     split = np.array(["train"] * n_train + ["test"] * n_test)
     return images[order], labels[order], split
@@ -62,11 +63,21 @@ def train_one_epoch(model: nn.Module, opt, x: torch.Tensor, y: torch.Tensor, gen
 
 
 def run_demo(out: str | Path = "runs/mnist-demo", epochs: int = 8, n_train: int = 8000, n_test: int = 2000,
-             seed: int = 0, fit_options: dict | None = None, quiet: bool = False):
-    """Train, record and fit; returns the Visualization. Re-running resumes what is on disk."""
+             seed: int = 0, fit_options: dict | None = None, quiet: bool = False, fresh: bool = False,
+             page: bool = True):
+    """Train, record and fit; write ``OUT/map.html``; return the Visualization.
+
+    Re-running resumes what is on disk: epochs already recorded are not recorded again
+    (training is seeded, so the model is retrained to the same state without capturing),
+    and only unfitted epochs are fitted. A folder that is not a dvi_widget run is never
+    touched; ``fresh=True`` starts afresh, removing the run in ``out`` (only ever a run).
+    """
     from .engine.fitting import fit
+    from .errors import DVIError
     from .record.recorder import Recorder
 
+    if epochs < 1:
+        raise DVIError(f"epochs must be at least 1, got {epochs}")
     t0 = time.perf_counter()
     images, labels, split = load_mnist(n_train, n_test, seed)
     x, y = to_tensor(images), torch.from_numpy(labels)
@@ -77,19 +88,45 @@ def run_demo(out: str | Path = "runs/mnist-demo", epochs: int = 8, n_train: int 
         model = SmallCNN()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     out = Path(out)
-    rec = Recorder(out, inputs=x, labels=labels, classes=CLASSES, images=images, split=split, overwrite=True)
-    for epoch in range(1, epochs + 1):
-        loss = train_one_epoch(model, opt, x[train], y[train], gen)
-        rec.capture(model, features=model.features, head=model.fc)
-        if not quiet:
-            print(f"epoch {epoch}: training loss {loss:.3f}", flush=True)
-    rec.close()
-    vis = fit(out, **(fit_options or {}))
+    existed = (out / "meta.json").exists()
+    try:
+        rec = Recorder(out, inputs=x, labels=labels, classes=CLASSES, images=images, split=split,
+                       overwrite=fresh, progress=not quiet)
+    except DVIError as e:
+        if existed and not fresh and "recorded with" in str(e):
+            raise DVIError(f"{out} holds a demo run made with other settings ({e}); pass --fresh "
+                           f"(fresh=True) to start afresh there, or --out another folder") from None
+        raise
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    with rec:
+        done = set(rec.epochs)
+        if existed and not fresh:
+            say(f"resuming the demo run in {out}: epochs {sorted(done) or 'none'} already recorded "
+                f"(--fresh starts afresh)")
+        elif fresh and existed:
+            say(f"starting afresh in {out}")
+        todo = [e for e in range(1, epochs + 1) if e not in done]
+        last = max(todo) if todo else 0
+        for epoch in range(1, last + 1):
+            loss = train_one_epoch(model, opt, x[train], y[train], gen)
+            if epoch in done:
+                say(f"epoch {epoch}: training loss {loss:.3f} (already recorded)")
+                continue
+            rec.capture(model, features=model.features, head=model.fc, epoch=epoch)
+            say(f"epoch {epoch}: training loss {loss:.3f}")
+    vis = fit(out, progress=not quiet, **(fit_options or {}))
+    html = None
+    if page:
+        from .outputs.export import export_html
+        html = export_html(vis, out / "map.html")
     if not quiet:
         print(format_table(vis))
         print(f"stab_spearman over the run: {vis.summary['stab_spearman']:.3f}")
         print(f"run directory: {out.resolve()}  ({time.perf_counter() - t0:.0f} s)")
-        print(f"open it: vis = dvi_widget.Visualization.load({str(out)!r}); vis.show()")
+        if html is not None:
+            print(f"offline page: {Path(html).resolve().as_uri()}  (open it in any browser; no server needed)")
+        print("in a notebook: vis = dvi_widget.Visualization.load(" + repr(str(out)) + "); vis.show()"
+              "   (no Jupyter yet? pip install jupyterlab && jupyter lab)")
     return vis
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections import OrderedDict
 from pathlib import Path
 
@@ -17,10 +18,27 @@ from .errors import DVIError, RunFileError, unknown_epoch
 from .store.heads import load_head
 from .engine.metrics import stab_spearman
 from .palette import class_colors
+from .store.atomic import write_manifest
 from .store.rundir import RunDir, load_json, load_npz
 from .engine.vismodel import VisModel, batched, load_vismodel
 
 _FIT_ARRAYS = ("embedding", "boundary_embedding", "extent", "background", "grid_class", "high_step", "low_step")
+
+
+def _no_follow(path, flags):
+    """open() that refuses to follow a link at the last path component (a link swapped in late)."""
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+
+
+def _check_metrics(path: Path) -> dict[str, float]:
+    """metrics.json: an object of metric names to numbers (null for a metric that has no value)."""
+    m = load_json(path)
+    if not isinstance(m, dict):
+        raise RunFileError(path, f"metrics must be a JSON object of name: number, got a {type(m).__name__}")
+    for k, v in m.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise RunFileError(path, f"metric {k!r} must be a number, got {str(v)[:40]}")
+    return m
 
 
 class Visualization:
@@ -189,9 +207,9 @@ class Visualization:
 
     @property
     def metrics(self) -> dict[int, dict[str, float]]:
-        """{epoch: {name: value}}, see DESIGN.md's Metrics."""
+        """{epoch: {name: value}}, see README.md, "The engine" (the metrics)."""
         if self._metrics is None:
-            self._metrics = {e: load_json(self.run.fit_dir(e) / "metrics.json") for e in self._epochs}
+            self._metrics = {e: _check_metrics(self.run.fit_dir(e) / "metrics.json") for e in self._epochs}
         return {e: dict(m) for e, m in self._metrics.items()}
 
     @property
@@ -215,21 +233,54 @@ class Visualization:
         dest = Path(path)
         if dest.resolve() == self.path.resolve():
             return dest
+        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+            raise DVIError(f"cannot save to {dest}: it is a file or a link; give a new folder")
         if dest.exists() and any(dest.iterdir()):
             raise DVIError(f"{dest} exists and is not empty; choose a new folder")
-        tmp = dest.with_name(f".{dest.name}.saving")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(self.path, tmp, ignore=lambda d, names: [n for n in names if n == "features.npz"
-                                                                 or n.startswith((".tmp-", ".old-"))])
-        recorded = {e for e in self._epochs}
-        for sub in ("epochs", "fits"):
-            for p in (tmp / sub).iterdir():
-                if p.is_dir() and p.name.isdigit() and int(p.name) not in recorded:
-                    shutil.rmtree(p)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(tmp, dest)
+        if not dest.parent.is_dir():
+            raise DVIError(f"cannot save to {dest}: the folder {dest.parent} does not exist")
+        files = self._files_to_save()
+        tmp = dest.with_name(f".{dest.name}.saving-{uuid.uuid4().hex[:8]}")
+        try:
+            for rel in files:
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path / rel, "rb", opener=_no_follow) as src, open(target, "xb") as out:
+                    shutil.copyfileobj(src, out)
+            for e in self._epochs:   # the saved capture folders lack features.npz: list what they hold
+                write_manifest(tmp / "epochs" / self.run.epoch_dir(e).name)
+            if dest.exists():
+                dest.rmdir()
+            os.replace(tmp, dest)
+        except OSError as e:
+            raise DVIError(f"cannot save to {dest}: {e.strerror or e}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return dest
+
+    def _files_to_save(self) -> list[Path]:
+        """The run's files a saved copy needs (relative paths). Links are refused, never followed."""
+        keep = [Path(n) for n in ("meta.json", "labels.npy", "split.npy", "thumbnails.npy", "fits/config.json")
+                if (self.path / n).exists() or (self.path / n).is_symlink()]
+        for e in self._epochs:
+            for sub, folder in (("epochs", self.run.epoch_dir(e)), ("fits", self.run.fit_dir(e))):
+                if folder.is_symlink():
+                    raise DVIError(f"cannot save: {folder} is a symbolic link; a run's files are copied, "
+                                   f"never followed through links")
+                keep += [Path(sub) / folder.name / p.name for p in sorted(folder.iterdir())
+                         if p.name != "features.npz"]
+        for sub in ("epochs", "fits"):
+            if (self.path / sub).is_symlink():
+                raise DVIError(f"cannot save: {self.path / sub} is a symbolic link; a run's files are copied, "
+                               f"never followed through links")
+        for rel in keep:
+            p = self.path / rel
+            if p.is_symlink():
+                raise DVIError(f"cannot save: {p} is a symbolic link (to {os.readlink(p)}); a run's files are "
+                               f"copied, never followed through links. Replace the link with the file itself")
+            if not p.is_file():
+                raise DVIError(f"cannot save: {p} is not a regular file")
+        return keep
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Visualization":

@@ -346,3 +346,191 @@ def test_a_damaged_npz_leaves_no_open_file(tmp_path):
     finally:
         sys.unraisablehook = hook
     assert not leaked, [str(u.exc_value) for u in leaked]
+
+
+# ---- sizes in a file are checked before anything is allocated -----------------------------------------
+MEASURE = r"""
+import json, resource, sys, numpy as np, torch
+torch.set_num_threads(1)
+import dvi_widget as dvi
+vis = dvi.Visualization(sys.argv[1])
+call = sys.argv[2]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    if call == "head":
+        vis.head(2)
+    elif call == "project":
+        vis.project(2, np.zeros((1, 64), np.float32))
+    else:
+        vis.embedding(2)
+    result = "loaded"
+except dvi.RunFileError as e:
+    result = "RunFileError: " + str(e)
+except Exception as e:
+    result = type(e).__name__ + ": " + str(e)
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+print(json.dumps({"result": result, "grown": grown}))
+"""
+
+
+def _measure(path, call):
+    import json
+    import os
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", MEASURE, str(path), call], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_head_json_declaring_a_huge_layer_is_refused_before_allocating(small_run_copy):
+    import json
+    f = small_run_copy / "epochs" / "000002" / "head.json"
+    d = json.loads(f.read_text())
+    d["layers"][0]["args"].update(in_features=20000, out_features=20000)   # 1.6 GB if believed
+    f.write_text(json.dumps(d))
+    out = _measure(small_run_copy, "head")
+    assert out["result"].startswith("RunFileError") and str(f) in out["result"], out
+    assert "does not match its stored weights" in out["result"]
+    assert out["grown"] < 100e6, f"grew by {out['grown'] / 1e6:.0f} MB"
+
+
+def test_a_model_json_declaring_a_huge_width_is_refused_before_allocating(small_run_copy):
+    import json
+    f = small_run_copy / "fits" / "000002" / "model.json"
+    d = json.loads(f.read_text())
+    d["width"] = 20000                                                     # GBs of weights if believed
+    f.write_text(json.dumps(d))
+    out = _measure(small_run_copy, "project")
+    # named: model.json itself, or model.npz with the sizes model.json declares
+    assert out["result"].startswith("RunFileError") and str(f.parent) in out["result"], out
+    assert "model.json" in out["result"], out
+    assert out["grown"] < 100e6, f"grew by {out['grown'] / 1e6:.0f} MB"
+
+
+def test_a_zip_bomb_fit_file_is_refused_before_it_is_opened(small_run_copy):
+    import zipfile
+    f = small_run_copy / "fits" / "000002" / "fit.npz"
+    arrays = dict(np.load(f, allow_pickle=False))
+    rows = 300 * 2 ** 20 // 8                                              # 300 MB of float32 (N, 2) zeros
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 2), np.float32))
+    header["shape"] = (rows, 2)
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, a in arrays.items():
+            if name == "embedding":
+                continue
+            with z.open(name + ".npy", "w") as m:
+                np.lib.format.write_array(m, a, allow_pickle=False)
+        with z.open("embedding.npy", "w", force_zip64=True) as m:
+            np.lib.format.write_array_header_1_0(m, header)
+            chunk = bytes(2 ** 22)
+            for _ in range(rows * 8 // len(chunk)):
+                m.write(chunk)
+    assert f.stat().st_size < 3e6
+    out = _measure(small_run_copy, "embedding")
+    assert out["result"].startswith("RunFileError") and str(f) in out["result"], out
+    assert "zip bomb" in out["result"] or "limit" in out["result"]
+    assert out["grown"] < 100e6, f"grew by {out['grown'] / 1e6:.0f} MB"
+
+
+def test_an_npy_whose_header_declares_more_than_it_holds_is_named(small_run_copy):
+    f = small_run_copy / "thumbnails.npy"
+    t = np.load(f)
+    with open(f, "wb") as out:
+        header = np.lib.format.header_data_from_array_1_0(t)
+        header["shape"] = (1000, 4096, 4096)                             # 16 GB declared
+        np.lib.format.write_array_header_1_0(out, header)
+        out.write(t.tobytes()[:1000])
+    with pytest.raises(dvi.RunFileError, match="limit|declares") as e:
+        dvi.Visualization(small_run_copy).thumbnails([0])
+    assert_names(e, f)
+
+
+# ---- bad content in well-formed files names the file ------------------------------------------
+def _save_like(f, **changes):
+    arrays = dict(np.load(f, allow_pickle=False))
+    arrays.update(changes)
+    np.savez(f, **arrays)
+
+
+def test_a_split_code_other_than_train_or_test_is_named(small_run_copy):
+    f = small_run_copy / "split.npy"
+    s = np.load(f)
+    s[3] = 7
+    np.save(f, s)
+    with pytest.raises(dvi.RunFileError, match="split codes") as e:
+        dvi.Visualization(small_run_copy)
+    assert_names(e, f)
+
+
+@pytest.mark.parametrize("key", ["label_hash", "n", "classes"])
+def test_a_meta_json_lacking_a_key_is_named(small_run_copy, key):
+    import json
+    f = small_run_copy / "meta.json"
+    d = json.loads(f.read_text())
+    del d[key]
+    f.write_text(json.dumps(d))
+    with pytest.raises(dvi.RunFileError, match=key) as e:
+        dvi.Visualization(small_run_copy)
+    assert_names(e, f)
+
+
+def test_a_model_json_lacking_a_key_is_named(small_run_copy):
+    import json
+    f = small_run_copy / "fits" / "000001" / "model.json"
+    d = json.loads(f.read_text())
+    d.pop(sorted(d)[0])
+    f.write_text(json.dumps(d))
+    with pytest.raises(dvi.RunFileError) as e:
+        dvi.Visualization(small_run_copy).project(1, np.zeros((1, 64), np.float32))
+    assert_names(e, f)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"ppr": "high"}', '"text"'])
+def test_metrics_that_are_not_an_object_of_numbers_are_named(small_run_copy, content):
+    f = small_run_copy / "fits" / "000002" / "metrics.json"
+    f.write_text(content)
+    with pytest.raises(dvi.RunFileError, match="metric") as e:
+        dvi.Visualization(small_run_copy).metrics
+    assert_names(e, f)
+
+
+def test_predictions_outside_the_classes_are_named(small_run_copy):
+    f = small_run_copy / "epochs" / "000002" / "outputs.npz"
+    p = np.load(f)["predictions"].copy()
+    p[0] = 300
+    _save_like(f, predictions=p)
+    with pytest.raises(dvi.RunFileError, match="outside range") as e:
+        dvi.Visualization(small_run_copy).predictions(2)
+    assert_names(e, f)
+
+
+def test_thumbnails_of_another_size_are_named(small_run_copy):
+    f = small_run_copy / "thumbnails.npy"
+    np.save(f, np.load(f)[:500])
+    with pytest.raises(dvi.RunFileError, match="thumbnails must be") as e:
+        dvi.Visualization(small_run_copy).thumbnails([0])
+    assert_names(e, f)
+
+
+def test_nan_in_recorded_features_is_named_by_fit(small_run_copy):
+    from dvi_widget.store.rundir import RunDir
+    RunDir(small_run_copy).remove_fits([3])
+    f = small_run_copy / "epochs" / "000003" / "features.npz"
+    h = np.load(f)["features"].copy()
+    h[5, 2] = np.nan
+    _save_like(f, features=h)
+    with pytest.raises(dvi.RunFileError, match="NaN") as e:
+        dvi.fit(small_run_copy, progress=False)   # the options the run was fitted with
+    assert_names(e, f)
+
+
+def test_a_pickled_array_is_refused_without_numpys_unsafe_advice(small_run_copy):
+    f = small_run_copy / "epochs" / "000002" / "outputs.npz"
+    _save_like(f, predictions=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(dvi.RunFileError) as e:
+        dvi.Visualization(small_run_copy).predictions(2)
+    assert_names(e, f)
+    assert "allow_pickle" not in str(e.value) and "unsafe" not in str(e.value)
+    assert "never loads" in str(e.value)

@@ -66,3 +66,41 @@ def test_cli_fit_fits_a_new_epoch_with_the_runs_options(small_run_copy, capsys):
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "absent")]) == 2
     assert "dvi-widget: error: no run directory at" in capsys.readouterr().err
+
+
+# ---- save() never follows links ----------------------------------------------------------------
+def _leftovers(folder):
+    return [p.name for p in folder.iterdir() if ".saving" in p.name]
+
+
+def test_save_refuses_a_link_to_a_private_file_and_copies_nothing(small_run_copy, tmp_path):
+    private = tmp_path / "secret.txt"
+    private.write_text("password=hunter2")
+    target = small_run_copy / "fits" / "000002" / "metrics.json"
+    target.unlink()
+    target.symlink_to(private)
+    vis = dvi.Visualization(small_run_copy)
+    with pytest.raises(dvi.DVIError, match="symbolic link") as e:
+        vis.save(tmp_path / "saved")
+    assert str(target) in str(e.value)
+    assert not (tmp_path / "saved").exists()
+    assert _leftovers(tmp_path) == []
+    assert not any(b"hunter2" in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p != private
+                   and not p.is_symlink())
+
+
+def test_save_refuses_a_link_loop_and_leaves_no_saving_folder(small_run_copy, tmp_path):
+    loop = small_run_copy / "fits" / "000001" / "loop.json"
+    loop.symlink_to(loop)
+    vis = dvi.Visualization(small_run_copy)
+    with pytest.raises(dvi.DVIError, match="symbolic link"):
+        vis.save(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists() and _leftovers(tmp_path) == []
+
+
+def test_a_saved_copy_holds_only_plain_files_and_reopens(small_run, tmp_path):
+    dest = small_run.save(tmp_path / "saved")
+    assert not [p for p in dest.rglob("*") if p.is_symlink()]
+    vis = dvi.Visualization.load(dest)
+    assert vis.epochs == small_run.epochs
+    assert not (dest / ".writer.lock").exists() and not (dest / ".writer.json").exists()

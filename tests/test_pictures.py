@@ -182,7 +182,8 @@ def test_rules_are_read_from_style_json():
     assert point_radius(50_000, 1000, 700, zoom=4) > point_radius(50_000, 1000, 700)
     assert point_radius(5_000, 1000, 700, size=2) == pytest.approx(2 * point_radius(5_000, 1000, 700))
     # heavy overdraw makes points translucent, never below the floor
-    assert point_opacity(1_000_000, 1.0, 1000, 700) == st["points"]["opacity"]["min"]
+    assert point_opacity(400_000, 1.0, 1000, 700) == st["points"]["opacity"]["min"]
+    assert point_opacity(st["points"]["opacity"]["opaque_above"] + 1, 1.0, 1000, 700) == 1.0  # opaque beyond it
     assert point_opacity(100, 2.0, 1000, 700) == 1.0
     assert map_aspect([0, 30, 0, 10]) == st["view"]["aspect_max"]
 

@@ -243,3 +243,129 @@ def test_large_images_are_shrunk_to_at_most_64_pixels(tmp_path):
 def test_non_image_inputs_get_no_thumbnails(tmp_path):
     dvi.Recorder(tmp_path / "r", inputs=torch.rand(20, 5), labels=np.arange(20) % 2)
     assert RunDir(tmp_path / "r").thumbnails() is None
+
+
+# ---- nothing recorded is lost without being asked -----------------------------------------------
+def _features_run(path, digits_head, epochs=(1,)):
+    X, y, head = digits_head
+    with dvi.Recorder(path, labels=y[:200], progress=False) as rec:
+        for e in epochs:
+            rec.capture(features=X[:200], head=head, epoch=e)
+    return y[:200]
+
+
+def test_overwrite_refuses_a_folder_that_only_has_a_meta_json(tmp_path, digits_head):
+    X, y, head = digits_head
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "meta.json").write_text('{"name": "my experiment"}')
+    (folder / "results.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(dvi.DVIError, match="overwrite=True refused.*not a dvi_widget run"):
+        dvi.Recorder(folder, labels=y[:200], overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "results.csv"]
+    assert (folder / "results.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_overwrite_refuses_a_run_folder_that_also_holds_the_users_files(tmp_path, digits_head):
+    X, y, head = digits_head
+    path = tmp_path / "run"
+    labels = _features_run(path, digits_head)
+    (path / "notes.txt").write_text("do not lose me")
+    (path / "epochs" / "000001" / "plot.png").write_bytes(b"\x89PNG")
+    with pytest.raises(dvi.DVIError, match="entries a dvi_widget run never has") as e:
+        dvi.Recorder(path, labels=labels, overwrite=True)
+    assert "notes.txt" in str(e.value) and "plot.png" in str(e.value)
+    assert (path / "notes.txt").read_text() == "do not lose me"
+    assert RunDir(path).recorded_epochs() == [1], "nothing was removed"
+
+
+def test_overwrite_of_a_run_says_what_it_removes(tmp_path, digits_head, capsys):
+    path = tmp_path / "run"
+    labels = _features_run(path, digits_head, epochs=(1, 2))
+    X, y, head = digits_head
+    with dvi.Recorder(path, labels=labels, overwrite=True, progress=False) as rec:
+        assert rec.epochs == []
+    err = capsys.readouterr().err
+    assert f"removed the run at {path}" in err and "2 recorded" in err and "epochs" in err
+
+
+def test_recording_an_epoch_number_again_is_an_error_unless_replace(tmp_path, digits_head):
+    X, y, head = digits_head
+    path = tmp_path / "run"
+    _features_run(path, digits_head, epochs=(1, 2))
+    before = stored(path, 2)["features"]
+    with dvi.Recorder(path, labels=y[:200], progress=False) as rec:
+        with pytest.raises(dvi.DVIError, match="epoch 2 is already recorded.*replace=True"):
+            rec.capture(features=X[:200] * 2, head=head, epoch=2)
+        np.testing.assert_array_equal(stored(path, 2)["features"], before)
+        assert rec.capture(features=X[:200] * 2, head=head, epoch=2, replace=True) == 2
+    np.testing.assert_allclose(stored(path, 2)["features"], before * 2)
+
+
+def test_checkpoints_with_taken_epoch_numbers_are_refused_before_any_is_read(tmp_path, digits_head, rec_args):
+    m = make_cnn()
+    files = []
+    for e in (1, 2):
+        files.append(tmp_path / f"ckpt_{e}.pt")
+        torch.save(m.state_dict(), files[-1])
+    with dvi.Recorder(tmp_path / "run", progress=False, **rec_args) as rec:
+        rec.capture(m, features=m.features, head=m.fc, epoch=2)
+        calls = []
+
+        def build():
+            calls.append(1)
+            return make_cnn()
+        with pytest.raises(dvi.DVIError, match=r"epochs \[2\] are already recorded"):
+            rec.capture_checkpoints(build, files, features="features", head="fc")
+        assert calls == []
+
+
+# ---- progress off a terminal --------------------------------------------------------------------
+PROGRESS_SCRIPT = r"""
+import sys, numpy as np, torch
+torch.set_num_threads(1)
+import dvi_widget as dvi
+torch.manual_seed(0)
+x = torch.randn(120, 8)
+labels = np.arange(120) % 3
+feat = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU())
+head = torch.nn.Linear(16, 3)
+progress = sys.argv[2] == "on"
+with dvi.Recorder(sys.argv[1], inputs=x, labels=labels, progress=progress) as rec:
+    for e in (1, 2, 3):
+        rec.capture(features=feat, head=head)
+dvi.fit(sys.argv[1], progress=progress, steps_first=20, steps=10, grid=16, batch_size=64)
+"""
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_progress_in_a_log_is_one_plain_line_per_epoch_and_off_means_silent(tmp_path, mode):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    env["OMP_NUM_THREADS"] = "1"
+    r = subprocess.run([sys.executable, "-c", PROGRESS_SCRIPT, str(tmp_path / "run"), mode], env=env,
+                       capture_output=True, text=True, timeout=300)   # stderr is a pipe: not a terminal
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout + r.stderr
+    if mode == "off":
+        assert out == "", "progress=False reaches every stage"
+        return
+    assert "\r" not in out and "\x1b[" not in out, "no cursor codes in a log"
+    lines = out.strip().splitlines()
+    for e in (1, 2, 3):
+        assert sum(line.startswith(f"epoch {e}: features: 120 samples in") for line in lines) == 1, lines
+        assert sum(line.startswith(f"fit epoch {e}: ") for line in lines) == 1, lines
+    assert all(" in " in line and line.endswith(" s") for line in lines), lines
+
+
+def test_tqdm_disable_silences_progress(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", PROGRESS_SCRIPT, str(tmp_path / "run"), "on"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout + r.stderr == ""

@@ -51,8 +51,12 @@ def test_a_kill_between_the_two_renames_of_a_replace_is_undone(tiny_feature_run)
     run = RunDir(path)
     emb = load_npz(run.fit_dir(2) / "fit.npz", ("embedding",))["embedding"]
     os.replace(run.fit_dir(2), path / "fits" / ".old-000002-0badf00d")   # old moved aside, new not yet in place
-    assert run.fitted_epochs() == [1, 2, 3]
-    np.testing.assert_array_equal(dvi.Visualization(path).embedding(2), emb)
+    assert run.fitted_epochs() == [1, 3], "a reader lists what is complete and changes nothing"
+    assert leftovers(path) == [".old-000002-0badf00d"]
+    before = snapshot(path / "fits" / ".old-000002-0badf00d")
+    vis = dvi.fit(path, progress=False, **TINY_FIT)   # the next writer puts it back, then has nothing to fit
+    assert run.fitted_epochs() == [1, 2, 3] and snapshot(run.fit_dir(2)) == before
+    np.testing.assert_array_equal(vis.embedding(2), emb)
     assert leftovers(path) == []
 
 
@@ -154,7 +158,7 @@ def test_a_recaptured_epoch_is_refitted_with_the_epochs_after_it(tiny_feature_ru
     first = snapshot(path / "fits" / "000001")
     old2 = load_npz(RunDir(path).fit_dir(2) / "fit.npz", ("embedding",))["embedding"]
     with dvi.Recorder(path, labels=y[:300]) as rec:
-        rec.capture(features=X[:300] * 1.5, head=head, epoch=2)
+        rec.capture(features=X[:300] * 1.5, head=head, epoch=2, replace=True)
     vis = dvi.fit(path, progress=False, **TINY_FIT)
     assert snapshot(path / "fits" / "000001") == first
     assert not np.allclose(vis.embedding(2), old2)

@@ -118,3 +118,16 @@ def test_failure_mid_write_keeps_the_old_file(small_run, tmp_path, monkeypatch):
         write_atomic(path, half)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["s.json"]
+
+
+@pytest.mark.parametrize("field, value", [("version", "x"), ("epoch", [1]), ("view", [1, 2]),
+                                          ("selected", "123"), ("selected", [1.5]), ("filters", [])])
+def test_a_state_file_with_a_field_of_the_wrong_type_is_named(small_run, tmp_path, field, value):
+    path = tmp_path / "s.json"
+    _dressed(small_run).save_state(path)
+    state = json.loads(path.read_text())
+    state[field] = value
+    path.write_text(json.dumps(state))
+    with pytest.raises(dvi.RunFileError, match=f"state field '{field}'") as e:
+        DVIWidget.load_state(path, small_run)
+    assert str(path) in str(e.value)

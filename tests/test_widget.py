@@ -376,6 +376,10 @@ def test_select_of_ten_million_fails_fast_with_a_clear_message(vis):
         w.select(range(10**7))
     with pytest.raises(ValueError, match="at most"):
         w.select(iter(range(10**7)))
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 3.0, "fails at once (it took 11.7 s to fail before)"
     w.select(range(0, 300, 3))  # a range within bounds is fine
     assert w.selected == list(range(0, 300, 3))
+    w.select(i for i in (5, 2, 5))  # a generator
+    assert w.selected == [2, 5]
+    w.select({7, 1})
+    assert w.selected == [1, 7]

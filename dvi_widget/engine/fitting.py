@@ -23,6 +23,7 @@ from .knn import exact_knn
 from .metrics import epoch_metrics, overlap_rate, query_subset
 from ..palette import class_colors
 from ..progress import Progress, track
+from ..store.lock import writes_run
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
 from .layout import blend_steps, jaccard_overlap, optimize_layout, pca_init, place_boundary
 from .metrics import project_error
@@ -290,6 +291,7 @@ def resolve_config(config: FitConfig | None, preset: str | None, options: dict,
     return FitConfig.preset(preset or "default", **options)
 
 
+@writes_run("dvi.fit")   # one writer per run; leftovers of killed writers are recovered under the lock
 def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str | None = None,
         device: str = "auto", refit: bool = False, progress: bool = True, threads: int | None = None,
         **options):
@@ -345,7 +347,7 @@ def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str 
     if refit:
         rd.remove_fits(rd.fitted_epochs())
     write_json(cfg_path, cfg.to_dict())
-    todo = _stale(rd, recorded, set(rd.fitted_epochs()))
+    todo = _stale(rd, recorded, set(rd.fitted_epochs(verify=True)))   # only whole fits count as fitted
     with fit_threads(n_threads):
         for e in track(todo, "fitting epochs", unit="epoch", enabled=progress and len(todo) > 1):
             pos = recorded.index(e)

@@ -1,4 +1,4 @@
-"""Stage 6: faithfulness figures of an epoch's projection (see DESIGN.md, Metrics).
+"""Stage 6: faithfulness figures of an epoch's projection (see README.md, "The engine", and PROTOCOL.md for what reaches the widget).
 
 Neighbour figures use a fixed random subset of at most 5,000 query samples (the same every
 epoch); neighbours are searched among all recorded samples. Boundary samples are never queries.

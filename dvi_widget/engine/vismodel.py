@@ -138,6 +138,8 @@ def load_vismodel(folder: Path) -> VisModel:
     except (KeyError, TypeError, ValueError) as exc:
         raise RunFileError(folder / "model.json", f"damaged run file ({exc!r})") from None
     arrays = load_npz(folder / "model.npz")
+    if depth > len(arrays):   # each layer stores arrays: a deeper description is tampered (and would loop on)
+        raise RunFileError(folder / "model.json", f"damaged run file (depth {depth} for {len(arrays)} arrays)")
     expected = _expected_shapes(dim, width, depth)
     optional = {"zmean", "zscale"}
     for k, shape in expected.items():

@@ -72,6 +72,8 @@ def point_radius(n_visible: int, width: float, height: float, zoom: float = 1.0,
 def point_opacity(n_visible: int, radius: float, width: float, height: float) -> float:
     """Automatic point alpha in [0, 1] (style.json points.opacity; js/src/style.js pointOpacity)."""
     O = style()["points"]["opacity"]
+    if O.get("opaque_above") is not None and n_visible > O["opaque_above"]:
+        return 1.0
     overdraw = n_visible * np.pi * radius * radius / max(width * height, 1)
     return _clamp(O["coverage"] / max(overdraw, 1e-9), O["min"], O["max"])
 

@@ -14,8 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import traitlets
+
 from ..store.atomic import write_text_atomic
-from ..errors import DVIError
+from ..errors import DVIError, RunFileError
 
 FORMAT = "dvi_widget.state"
 VERSION = 1
@@ -62,10 +64,41 @@ def read_state(path: str | os.PathLike) -> dict:
         raise DVIError(f"{p} is not a dvi_widget state file: {e}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DVIError(f"{p} is not a dvi_widget state file (no \"format\": \"{FORMAT}\")")
-    if int(state.get("version", 0)) > VERSION:
+    _check_fields(state, p)
+    if state.get("version", 0) > VERSION:
         raise DVIError(f"{p} was written by a newer dvi_widget (state version {state.get('version')}); "
                        f"this one reads version {VERSION}")
     return state
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_fields(state: dict, p: Path) -> None:
+    """Each field of a state file has the type it is written with; anything else names the file."""
+    def bad(field: str, want: str) -> RunFileError:
+        return RunFileError(p, f"state field {field!r} must be {want}, got {str(state.get(field))[:60]}")
+    if not _is_int(state.get("version", 0)):
+        raise bad("version", "an integer")
+    if state.get("epoch") is not None and not _is_int(state["epoch"]):
+        raise bad("epoch", "an epoch number or null")
+    if not isinstance(state.get("run_id", ""), str):
+        raise bad("run_id", "a string")
+    if not _is_int(state.get("n_samples", 0)):
+        raise bad("n_samples", "an integer")
+    if "classes" in state and not (isinstance(state["classes"], list) and all(isinstance(c, str) for c in state["classes"])):
+        raise bad("classes", "a list of names")
+    sel = state.get("selected", [])
+    if not isinstance(sel, list) or not all(_is_int(i) for i in sel):
+        raise bad("selected", "a list of sample indices")
+    filters = state.get("filters", {})
+    if filters is not None and not isinstance(filters, dict):
+        raise bad("filters", "an object")
+    view = state.get("view", {})
+    if view is not None and not (isinstance(view, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in view.values())):
+        raise bad("view", "an object of numbers (centre and zoom)")
 
 
 def check_run(state: dict, vis: Any, path: str | os.PathLike = "state file") -> None:
@@ -109,4 +142,10 @@ def load_state(path: str | os.PathLike, vis: Any, widget_cls: Any = None, **opti
     check_run(state, vis, path)
     if widget_cls is None:
         from ..widget.widget import DVIWidget as widget_cls
-    return apply_state(widget_cls(vis, **options), state)
+    w = widget_cls(vis, **options)
+    try:
+        return apply_state(w, state)
+    except DVIError:
+        raise
+    except (ValueError, TypeError, traitlets.TraitError) as e:   # a widget trait refused a value
+        raise RunFileError(path, f"state file holds a value the widget refuses ({e})") from None

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -16,7 +18,8 @@ from ..errors import DVIError
 from ..progress import Progress, track
 from .features import Inputs, as_matrix, check_finite, extract, module_device, resolve_features
 from ..store.heads import describe_head, save_head
-from ..store.rundir import SPLITS, RunDir, label_hash, save_npz, write_json
+from ..store import lock as writer_lock
+from ..store.rundir import SPLITS, RunDir, check_clearable, clear_run, is_our_run, label_hash, save_npz, write_json
 from .thumbnails import make_thumbnails
 
 
@@ -69,11 +72,25 @@ class Recorder:
 
     Recording never changes the user's training: module modes are restored, a private
     random generator is used, and everything runs under ``torch.no_grad()``.
+
+    A Recorder is the run's one writer from creation to ``close()`` (or the end of its
+    ``with`` block): another process's Recorder or ``dvi.fit`` on the same run gets a
+    clear error naming it, while readers (widgets, ``dvi.Visualization``) work as usual.
+    A new Recorder on the same path in this process (a re-run notebook cell) takes over
+    and closes the old one.
+
+    ``overwrite=True`` empties the folder first, only when it is provably a dvi_widget
+    run (its ``meta.json`` carries the run format marker and it holds nothing a run does
+    not); it prints what it removed. ``progress=False`` silences every recording stage.
+    ``boundary_cap``: most boundary samples per epoch; ``batch_size``: inputs per forward
+    pass; ``seed``: the private generator's seed; ``fit_options``: what ``show()``'s live
+    fits pass to ``dvi.fit``.
     """
 
     def __init__(self, path: str | os.PathLike, inputs=None, labels=None, classes: Sequence[str] | None = None,
                  images: np.ndarray | None = None, split: Sequence[str] | None = None, overwrite: bool = False,
-                 *, boundary_cap: int = 5000, batch_size: int = 512, seed: int = 0, fit_options: dict | None = None):
+                 *, boundary_cap: int = 5000, batch_size: int = 512, seed: int = 0, fit_options: dict | None = None,
+                 progress: bool = True):
         if labels is None:
             raise DVIError("labels are required: Recorder(path, inputs=x, labels=y, classes=names)")
         labels, classes = _check_labels(labels, classes)
@@ -102,16 +119,56 @@ class Recorder:
         self._live: list = []
         self._live_vis = None
 
-        if (self.path / "meta.json").exists() and not overwrite:
-            self.run = RunDir(self.path)
-            self._check_resume()
-        else:
-            if self.path.exists() and any(self.path.iterdir()) and not (self.path / "meta.json").exists():
-                raise DVIError(f"{self.path} exists and is not a dvi_widget run directory; "
-                               f"choose another path (overwrite=True only replaces run directories)")
-            if thumbs is None and self.inputs is not None:
-                thumbs = make_thumbnails(self.inputs)
-            self.run = RunDir.create(self.path, labels, classes, split_codes, thumbs, overwrite=overwrite)
+        self.progress = bool(progress)
+        self._superseded = False
+        self._hold = self._open(overwrite, thumbs)
+
+    def _open(self, overwrite: bool, thumbs) -> writer_lock.WriterHold:
+        """Take the run's writer lock, then resume, start afresh (overwrite) or create the run."""
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise DVIError(f"cannot record to {path}: it is a file, not a folder")
+        is_run = (path / "meta.json").exists()
+        if path.exists() and not is_run and any(p.name not in (writer_lock.LOCK_NAME, writer_lock.HOLDER_NAME)
+                                                 for p in path.iterdir()):
+            raise DVIError(f"{path} exists and is not a dvi_widget run directory; "
+                           f"choose another path (overwrite=True only replaces run directories)")
+        if is_run and overwrite:
+            check_clearable(path)   # before the lock: nothing is written into a folder that is not a run
+        if is_run and not is_our_run(path):
+            raise DVIError(f"{path} exists and is not a dvi_widget run directory (its meta.json is not a run's); "
+                           f"choose another path (overwrite=True only replaces run directories)")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DVIError(f"cannot create the run directory {path}: {e.strerror or e}") from None
+        me = weakref.ref(self)
+
+        def superseded() -> None:
+            rec = me()
+            if rec is not None:
+                rec._closed, rec._superseded = True, True
+                rec._hold.release()
+        hold = writer_lock.acquire(path, "Recorder", exclusive_owner=self, on_superseded=superseded)
+        try:
+            if is_run and not overwrite:
+                self.run = RunDir(path)
+                self._check_resume()
+            else:
+                if is_run:
+                    before = RunDir(path)
+                    what = f"{len(before.recorded_epochs())} recorded and {len(before.fitted_epochs())} fitted epochs"
+                    removed = clear_run(path)
+                    print(f"dvi_widget: overwrite=True: removed the run at {path} ({what}; entries {removed})",
+                          file=sys.stderr, flush=True)
+                if thumbs is None and self.inputs is not None:
+                    thumbs = make_thumbnails(self.inputs)
+                self.run = RunDir.create(path, self.labels, self.classes, self.split_codes, thumbs)
+        except BaseException:
+            hold.release()
+            raise
+        weakref.finalize(self, hold.release)
+        return hold
 
     def _check_resume(self) -> None:
         meta = self.run.meta
@@ -132,11 +189,18 @@ class Recorder:
         return self.run.recorded_epochs()
 
     def capture(self, model: nn.Module | None = None, features=None, head: nn.Module | None = None,
-                epoch: int | None = None) -> int:
-        """Record one epoch; returns its epoch number (``None``: the previous one + 1, from 1)."""
-        if self._closed:
-            raise DVIError("this Recorder is closed; open a new dvi.Recorder on the same path to resume")
+                epoch: int | None = None, *, replace: bool = False) -> int:
+        """Record one epoch; returns its epoch number (``None``: the previous one + 1, from 1).
+
+        Recording an epoch number that is already recorded is an error unless
+        ``replace=True`` (then the new capture replaces it, and its fit is redone by the
+        next ``dvi.fit``).
+        """
+        self._check_open()
         epoch = self._next_epoch(epoch)
+        if not replace and epoch in self.epochs:
+            raise DVIError(f"epoch {epoch} is already recorded in {self.path}; pass replace=True to record it "
+                           f"again, or another epoch number (recorded: {self.epochs[-5:]} ...)")
         if head is None:
             raise DVIError("capture needs head=, the module that maps features to logits")
         description, head_weights = describe_head(head)
@@ -163,12 +227,16 @@ class Recorder:
         return epoch
 
     def capture_checkpoints(self, build_model: Callable[[], nn.Module], files: Iterable[str | os.PathLike],
-                            features, head, epochs: Sequence[int] | None = None) -> list[int]:
+                            features, head, epochs: Sequence[int] | None = None, *,
+                            replace: bool = False) -> list[int]:
         """Record saved checkpoints. ``features``/``head``: layer names, or functions of the built model.
 
         ``epochs=None`` reads the epoch from the last number in each file name when every
         name has a distinct one, else numbers them on from the last recorded epoch.
+        An epoch already recorded is an error unless ``replace=True``; all are checked
+        before the first checkpoint is read.
         """
+        self._check_open()
         files = [Path(f) for f in files]
         if not files:
             raise DVIError("capture_checkpoints got no checkpoint files")
@@ -184,8 +252,15 @@ class Recorder:
                 epochs = list(range(start, start + len(files)))
         if len(epochs) != len(files):
             raise DVIError(f"got {len(files)} checkpoint files but {len(epochs)} epochs")
+        epochs = [self._next_epoch(e) for e in epochs]
+        if len(set(epochs)) != len(epochs):
+            raise DVIError(f"epochs repeat a number: {epochs}")
+        taken = sorted(set(epochs) & set(self.epochs))
+        if taken and not replace:
+            raise DVIError(f"epochs {taken} are already recorded in {self.path}; pass replace=True to record "
+                           f"them again")
         done = []
-        for f, e in zip(track(files, "checkpoints", unit="checkpoint"), epochs):
+        for f, e in zip(track(files, "checkpoints", unit="checkpoint", enabled=self.progress), epochs):
             model = build_model()
             try:
                 state = torch.load(f, map_location="cpu", weights_only=True)
@@ -199,7 +274,7 @@ class Recorder:
             model.load_state_dict(state)
             feat = features if isinstance(features, str) else features(model)
             hd = model.get_submodule(head) if isinstance(head, str) else head(model)
-            done.append(self.capture(model, features=feat, head=hd, epoch=e))
+            done.append(self.capture(model, features=feat, head=hd, epoch=e, replace=replace))
         return done
 
     def show(self, **widget_options):
@@ -208,13 +283,24 @@ class Recorder:
         from ..results import Visualization
         from ..widget.widget import DVIWidget
         if self._live_vis is None:
-            self._live_vis = fit(self.path, **self.fit_options) if self.epochs else Visualization(self.path)
+            self._live_vis = fit(self.path, **self._fit_kw()) if self.epochs else Visualization(self.path)
         w = DVIWidget(self._live_vis, live=True, **widget_options)
         self._live.append(w)
         return w
 
     def close(self) -> None:
+        """Stop recording and release the run's writer lock (idempotent)."""
         self._closed = True
+        hold = getattr(self, "_hold", None)
+        if hold is not None:
+            hold.release()
+
+    def _check_open(self) -> None:
+        if self._superseded:
+            raise DVIError(f"this Recorder was closed because a newer Recorder opened {self.path} in this "
+                           f"process; record with the newer one")
+        if self._closed:
+            raise DVIError("this Recorder is closed; open a new dvi.Recorder on the same path to resume")
 
     def __enter__(self) -> "Recorder":
         return self
@@ -284,7 +370,7 @@ class Recorder:
                 dev = module_device(model, features, head)
                 first = as_matrix(fn(self.inputs.get([0, min(1, n - 1)]).to(dev)), min(2, n))
                 self._check_head(head, first.float())
-                with Progress(n, f"epoch {epoch}: features", unit="sample") as bar:
+                with Progress(n, f"epoch {epoch}: features", unit="sample", enabled=self.progress) as bar:
                     feats = extract(fn, self.inputs, dev, self.batch_size, bar)
                 check_finite(feats)
 
@@ -321,11 +407,14 @@ class Recorder:
         order = np.argsort(rows, kind="stable")[:count]   # keep the earliest pairs: deterministic
         return bfeats[torch.from_numpy(order)].float() if len(order) else torch.zeros((0, feats.shape[1]))
 
+    def _fit_kw(self) -> dict:
+        return {"progress": self.progress, **self.fit_options}
+
     def _update_live(self) -> None:
         if not self._live:
             return
         from ..engine.fitting import fit
-        fit(self.path, **self.fit_options)
+        fit(self.path, **self._fit_kw())
         self._live_vis.reload()
         for w in self._live:
             w.refresh()

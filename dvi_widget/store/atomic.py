@@ -1,17 +1,26 @@
-"""Atomic file writes for exports, pictures, reports and state files.
+"""The one atomic writer: every file and every epoch folder dvi_widget writes goes through here.
 
-Everything is written to a temporary file in the destination's folder and then
-moved into place with ``os.replace``: a failure (a full disk, a bad path, an
-exception while rendering) leaves either the old file or nothing, never a
-half-written one.
+- A file (run files, exports, pictures, reports, state files) is written to a
+  temporary file in the destination's folder, flushed to disk, then moved into
+  place with ``os.replace``: a failure (a full disk, a bad path, an exception
+  while rendering, a kill) leaves either the old file or nothing, never a
+  half-written one.
+- An epoch folder is built under a temporary name (``.tmp-NNNNNN-*``), closed by
+  a ``manifest.json`` listing every file and its size (written last: a folder
+  without it is not complete), then renamed into place (:class:`AtomicFolder`).
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Callable, IO
+from typing import Any, Callable, IO
+
+import numpy as np
 
 from ..errors import DVIError
 
@@ -63,3 +72,60 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    return write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def write_npy_atomic(path: str | os.PathLike, arr: np.ndarray) -> Path:
+    return write_atomic(path, lambda f: np.save(f, np.asarray(arr), allow_pickle=False))
+
+
+def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """A ``.npz`` of plain arrays (stored, not compressed: a member's size is its array's size)."""
+    for name, a in arrays.items():
+        if np.asarray(a).dtype.hasobject:
+            raise DVIError(f"cannot store {name!r} in {path}: it holds Python objects")
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+MANIFEST = "manifest.json"
+
+
+def write_manifest(folder: Path) -> None:
+    """List every file of ``folder`` with its size; written last, it marks the folder complete."""
+    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    write_json_atomic(folder / MANIFEST, {"files": files})
+
+
+class AtomicFolder:
+    """Context manager that builds a folder under a temporary name and renames it into place.
+
+    ``with AtomicFolder(final) as tmp:`` write files into ``tmp``; on a clean exit a
+    manifest is written and the folder replaces ``final`` (an existing ``final`` is moved
+    aside to ``.old-*`` first, since a rename cannot replace a non-empty folder; the run's
+    writer restores it if a kill falls between the two renames). On an exception the
+    temporary folder is removed. Only the run's writer (see ``store.lock``) uses this.
+    """
+
+    def __init__(self, final: Path):
+        self.final = Path(final)
+        self.tmp = self.final.with_name(f".tmp-{self.final.name}-{uuid.uuid4().hex[:8]}")
+
+    def __enter__(self) -> Path:
+        self.tmp.mkdir(parents=True)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        write_manifest(self.tmp)
+        if self.final.exists():
+            old = self.final.with_name(f".old-{self.final.name}-{uuid.uuid4().hex[:8]}")
+            os.replace(self.final, old)
+            os.replace(self.tmp, self.final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.final)

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from ..errors import DVIError, RunFileError
-from .rundir import load_json, load_npz
+from .limits import materialize
+from .rundir import _cap, load_json, load_npz, write_json, save_npz
+from .limits import npz_headers
 
 # Layer types a head may contain, with the constructor arguments read off an instance.
 _LAYERS = {
@@ -61,16 +63,33 @@ def describe_head(head: nn.Module) -> tuple[dict, dict[str, np.ndarray]]:
     return {"layers": layers}, weights
 
 
+def _layer_args(kind: str, args) -> dict:
+    if not isinstance(args, dict):
+        raise TypeError(f"layer arguments must be an object, got {type(args).__name__}")
+    args = dict(args)
+    if kind == "LayerNorm" and "normalized_shape" in args:
+        args["normalized_shape"] = tuple(args["normalized_shape"])
+    for k, v in args.items():   # sizes are ints; nothing else (no nested objects) is an argument
+        if not isinstance(v, (int, float, bool, str, tuple)) and v is not None:
+            raise TypeError(f"argument {k!r} of a {kind} layer has type {type(v).__name__}")
+    return args
+
+
+def _layers(description) -> list[tuple[str, dict]]:
+    if not isinstance(description, dict) or not isinstance(description.get("layers"), list):
+        raise TypeError("a head description is {\"layers\": [...]}")
+    out = []
+    for spec in description["layers"]:
+        if not isinstance(spec, dict) or spec.get("type") not in _LAYERS:
+            raise DVIError(f"unknown head layer {str(spec)[:60]}")
+        out.append((spec["type"], _layer_args(spec["type"], spec.get("args", {}))))
+    return out
+
+
 def build_head(description: dict, weights: dict[str, np.ndarray]) -> nn.Sequential:
     """Rebuild a head from its description and weights (eval mode, CPU)."""
     mods = []
-    for i, spec in enumerate(description["layers"]):
-        kind = spec["type"]
-        if kind not in _LAYERS:
-            raise DVIError(f"unknown head layer type {kind!r}")
-        args = dict(spec["args"])
-        if kind == "LayerNorm":
-            args["normalized_shape"] = tuple(args["normalized_shape"])
+    for i, (kind, args) in enumerate(_layers(description)):
         layer = getattr(nn, kind)(**args)
         state = {k.split(".", 1)[1]: torch.from_numpy(np.array(v)) for k, v in weights.items()
                  if k.split(".", 1)[0] == str(i)}
@@ -80,14 +99,37 @@ def build_head(description: dict, weights: dict[str, np.ndarray]) -> nn.Sequenti
 
 
 def save_head(folder: Path, description: dict, weights: dict[str, np.ndarray]) -> None:
-    (folder / "head.json").write_text(json.dumps(description))
-    np.savez(folder / "head.npz", **weights)
+    write_json(folder / "head.json", description)
+    save_npz(folder / "head.npz", **weights)
 
 
 def load_head(folder: Path) -> nn.Sequential:
-    description = load_json(folder / "head.json")
-    weights = load_npz(folder / "head.npz")
+    """Rebuild a stored head. Sizes in head.json are checked against head.npz's headers first:
+
+    the layers are built on torch's ``meta`` device, their shapes compared with the stored
+    arrays', and only then given memory (``store.limits.materialize``).
+    """
+    jpath, wpath = folder / "head.json", folder / "head.npz"
+    description = load_json(jpath)
+    shapes = {}
+    for name, (shape, _dtype) in npz_headers(wpath, _cap(wpath)).items():
+        i, _, rest = name.partition(".")
+        shapes[f"{i}.{rest}"] = shape
+
+    def build():
+        return nn.Sequential(*[getattr(nn, kind)(**args) for kind, args in _layers(description)])
     try:
-        return build_head(description, weights)
-    except (KeyError, TypeError, RuntimeError, DVIError) as e:
-        raise RunFileError(folder / "head.npz", f"damaged head ({e})") from None
+        model = materialize(build, shapes, jpath, "head")
+    except DVIError as e:
+        if isinstance(e, RunFileError):
+            raise
+        raise RunFileError(jpath, f"damaged head description ({e})") from None
+    weights = load_npz(wpath)
+    try:
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise RunFileError(wpath, f"damaged head ({e})") from None
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise RunFileError(wpath, f"head weights {name} hold NaN or Inf")
+    return model.eval()

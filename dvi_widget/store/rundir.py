@@ -25,18 +25,28 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import uuid
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from ..errors import DVIError, RunFileError
+from .atomic import MANIFEST, AtomicFolder, write_json_atomic, write_npy_atomic, write_npz_atomic
+from .limits import _plain, byte_cap, check_file, npy_header, npz_headers
 
 FORMAT = "dvi_widget.run"
 VERSION = 1
 SPLITS = ("train", "test")
+MAX_JSON_BYTES = 64 * 2 ** 20
+
+#: Files a capture folder holds (a folder from before manifests existed is complete when it has these).
+EPOCH_FILES = ("features.npz", "outputs.npz", "head.json", "head.npz", "capture.json")
+#: Files every fit folder holds (same use).
+FIT_FILES = ("fit.npz", "metrics.json", "info.json")
 
 
 def label_hash(labels: np.ndarray) -> str:
@@ -47,101 +57,252 @@ def epoch_dirname(epoch: int) -> str:
     return f"{int(epoch):06d}"
 
 
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    np.savez(path, **arrays)
+# ---- the run a file belongs to (for size caps and content checks) -----------------------
+_META_CACHE: dict[tuple[str, int], dict] = {}
 
 
+def _run_meta(path: Path) -> dict | None:
+    """meta.json of the run holding ``path`` (looked up to three folders up), or None."""
+    folder = path.parent
+    for _ in range(3):
+        m = folder / "meta.json"
+        try:
+            st = m.stat()
+        except OSError:
+            folder = folder.parent
+            continue
+        key = (str(m), st.st_mtime_ns)
+        if key not in _META_CACHE:
+            try:
+                meta = json.loads(m.read_text()) if st.st_size <= MAX_JSON_BYTES else None
+            except (OSError, ValueError, UnicodeDecodeError):
+                meta = None
+            _META_CACHE[key] = meta if isinstance(meta, dict) and meta.get("format") == FORMAT else {}
+        return _META_CACHE[key] or None
+    return None
+
+
+def _cap(path: Path) -> int:
+    meta = _run_meta(path)
+    n = meta.get("n") if meta else None
+    return byte_cap(n if isinstance(n, int) and not isinstance(n, bool) else None)
+
+
+# ---- content checks of well-formed files, by file name -----------------------------------
+def _finite(path: Path, name: str, a: np.ndarray) -> None:
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        rows = int((~np.isfinite(a)).reshape(len(a), -1).any(1).sum()) if a.ndim else 1
+        kind = "NaN" if np.isnan(a).any() else "Inf"
+        raise RunFileError(path, f"{name} holds {kind} values ({rows} rows)")
+
+
+def _matrix(path: Path, name: str, a: np.ndarray, cols: int | None = None) -> None:
+    if a.ndim != 2 or a.dtype.kind not in "fiu" or (cols is not None and a.shape[1] != cols):
+        want = f"(rows, {cols})" if cols is not None else "(rows, columns)"
+        raise RunFileError(path, f"{name} must be a numeric {want} array, got {a.dtype} {a.shape}")
+    _finite(path, name, a)
+
+
+def _check_features(path: Path, arrays: dict, meta: dict | None) -> None:
+    if "features" in arrays:
+        _matrix(path, "features", arrays["features"])
+        if meta and arrays["features"].shape[0] != meta.get("n"):
+            raise RunFileError(path, f"features has {arrays['features'].shape[0]} rows, the run has N={meta.get('n')} (meta.json)")
+    if "boundary" in arrays:
+        b = arrays["boundary"]
+        d = arrays["features"].shape[1] if "features" in arrays else None
+        if b.size == 0 and b.ndim in (1, 2):
+            return
+        _matrix(path, "boundary", b, d)
+
+
+def _check_outputs(path: Path, arrays: dict, meta: dict | None) -> None:
+    c = len(meta["classes"]) if meta and isinstance(meta.get("classes"), list) else None
+    n = meta.get("n") if meta else None
+    if "probabilities" in arrays:
+        _matrix(path, "probabilities", arrays["probabilities"], c)
+    if "predictions" in arrays:
+        p = arrays["predictions"]
+        if p.ndim != 1 or p.dtype.kind not in "iu":
+            raise RunFileError(path, f"predictions must be integers (N,), got {p.dtype} {p.shape}")
+        if n is not None and len(p) != n:
+            raise RunFileError(path, f"predictions has {len(p)} entries, the run has N={n} (meta.json)")
+        if c is not None and len(p) and (p.min() < 0 or p.max() >= c):
+            raise RunFileError(path, f"predictions hold classes outside range({c}) (e.g. {int(p.max())})")
+
+
+def _check_fit(path: Path, arrays: dict, meta: dict | None) -> None:
+    if "embedding" in arrays:
+        _matrix(path, "embedding", arrays["embedding"], 2)
+        if meta and len(arrays["embedding"]) != meta.get("n"):
+            raise RunFileError(path, f"embedding has {len(arrays['embedding'])} rows, the run has N={meta.get('n')} (meta.json)")
+    if "extent" in arrays:
+        e = arrays["extent"]
+        if e.shape != (4,) or not np.isfinite(e).all() or e[0] >= e[1] or e[2] >= e[3]:
+            raise RunFileError(path, f"extent must be 4 finite numbers xmin < xmax, ymin < ymax, got {e.tolist()}")
+
+
+CONTENT_CHECKS = {"features.npz": _check_features, "outputs.npz": _check_outputs, "fit.npz": _check_fit}
+
+
+# ---- reading ------------------------------------------------------------------------------
 def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-    """Load a .npz fully, turning any damage into an error that names the file."""
-    if not path.exists():
-        raise RunFileError(path, "missing run file")
+    """Load a .npz fully, turning any damage into an error that names the file.
+
+    Sizes are checked from the headers before anything is read (``store.limits``), and
+    the content of known files (features, outputs, fit) is checked after.
+    """
+    path = Path(path)
+    check_file(path)
+    headers = npz_headers(path, _cap(path))
+    keys = names if names is not None else tuple(headers)
+    missing = [k for k in keys if k not in headers]
+    if missing:
+        raise RunFileError(path, f"run file lacks arrays {missing}")
     try:
         # open the file here: np.load leaks its handle when a damaged zip fails to parse
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
-            keys = names if names is not None else tuple(z.files)
-            missing = [k for k in keys if k not in z.files]
-            if missing:
-                raise RunFileError(path, f"run file lacks arrays {missing}")
-            return {k: z[k] for k in keys}
-    except RunFileError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise RunFileError(path, f"damaged run file ({type(e).__name__}: {e})") from None
+            arrays = {k: z[k] for k in keys}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, RuntimeError, NotImplementedError,
+            zlib.error, struct.error, MemoryError) as e:
+        raise RunFileError(path, f"damaged run file ({type(e).__name__}: {_plain(e)})") from None
+    check = CONTENT_CHECKS.get(path.name)
+    if check is not None:
+        check(path, arrays, _run_meta(path))
+    return arrays
 
 
-def load_npy(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise RunFileError(path, "missing run file")
+def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """Load a .npy after checking its header against its size and the run's cap."""
+    path = Path(path)
+    check_file(path)
+    npy_header(path, _cap(path))
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise RunFileError(path, f"damaged run file ({type(e).__name__}: {e})") from None
+        raise RunFileError(path, f"damaged run file ({type(e).__name__}: {_plain(e)})") from None
 
 
 def load_json(path: Path) -> Any:
-    if not path.exists():
-        raise RunFileError(path, "missing run file")
+    path = Path(path)
+    check_file(path)
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise RunFileError(path, f"run file is {path.stat().st_size:,} bytes, more than a JSON run file may be")
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
         raise RunFileError(path, f"damaged run file ({type(e).__name__}: {e})") from None
 
 
+# ---- writing: every file through the one atomic writer (store.atomic) ---------------------
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_json_atomic(path, obj)
 
 
 def write_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+    write_npy_atomic(path, arr)
 
 
-class EpochWriter:
-    """Context manager that builds a folder under a temporary name and renames it into place."""
-
-    def __init__(self, final: Path):
-        self.final = final
-        self.tmp = final.with_name(f".tmp-{final.name}-{uuid.uuid4().hex[:8]}")
-
-    def __enter__(self) -> Path:
-        self.tmp.mkdir(parents=True)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        if self.final.exists():
-            # Replace a finished folder: move the old one aside first, since rename
-            # cannot replace a non-empty directory. _recover() undoes a kill in between.
-            old = self.final.with_name(f".old-{self.final.name}-{uuid.uuid4().hex[:8]}")
-            os.replace(self.final, old)
-            os.replace(self.tmp, self.final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.final)
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    write_npz_atomic(path, **arrays)
 
 
-def _recover(folder: Path) -> None:
-    """Finish or undo writes that a killed process left behind."""
-    if not folder.is_dir():
-        return
-    for p in folder.iterdir():
-        if p.name.startswith(".old-"):
-            name = p.name.split("-")[1]
-            if not (folder / name).exists():
-                os.replace(p, folder / name)
-            else:
+#: The folder writer (kept under its old name for callers).
+EpochWriter = AtomicFolder
+
+
+def is_complete(folder: Path, legacy_files: tuple[str, ...], verify: bool = False) -> bool:
+    """True when ``folder`` was finished by its writer: its manifest (written last) is there.
+
+    ``verify=True`` also checks that every file the manifest lists is there with its size
+    (what a fit checks before it counts an epoch as fitted). A folder from before manifests
+    existed counts when it holds ``legacy_files``. Readers list with ``verify=False``, so a
+    damaged or missing file is named when it is read rather than hiding its epoch.
+    """
+    m = folder / MANIFEST
+    if not m.exists():
+        return all((folder / f).is_file() for f in legacy_files)
+    if not verify:
+        return True
+    try:
+        files = json.loads(m.read_text())["files"]
+        return isinstance(files, dict) and all((folder / name).stat().st_size == size
+                                               for name, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def recover(path: str | os.PathLike) -> None:
+    """Finish or undo writes that killed writers left behind. Only the run's writer, under its lock.
+
+    ``.tmp-*`` folders (unfinished writes) and ``.del-*`` folders (removals) are deleted; an
+    ``.old-NNNNNN-*`` folder (a replace killed between its two renames) is put back when the
+    new folder never arrived, else deleted. Also removes stray temporary files.
+    """
+    path = Path(path)
+    for sub in ("epochs", "fits"):
+        folder = path / sub
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.name.startswith(".old-"):
+                name = p.name.split("-")[1]
+                if not (folder / name).exists():
+                    os.replace(p, folder / name)
+                else:
+                    shutil.rmtree(p, ignore_errors=True)
+            elif p.name.startswith((".tmp-", ".del-")):
                 shutil.rmtree(p, ignore_errors=True)
-        elif p.name.startswith(".tmp-"):
-            shutil.rmtree(p, ignore_errors=True)
+            elif p.name.endswith(".part") and p.name.startswith("."):
+                p.unlink(missing_ok=True)
+    for p in path.glob(".*.part"):
+        p.unlink(missing_ok=True)
+    for p in path.glob(".del-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+#: Kept for callers of the old name; recovery is the writer's job (store.lock calls it).
+_recover = recover
+
+
+def run_entries_unexpected(path: Path) -> list[str]:
+    """Entries under ``path`` that a dvi_widget run never holds (empty list: provably a run's files)."""
+    from .lock import HOLDER_NAME, LOCK_NAME
+    top = {"meta.json", "labels.npy", "split.npy", "thumbnails.npy", "epochs", "fits", LOCK_NAME, HOLDER_NAME,
+           "map.html"}   # map.html: the page the demo writes beside its run
+    odd: list[str] = []
+
+    def transient(name: str) -> bool:
+        return name.startswith((".tmp-", ".old-", ".del-")) or (name.startswith(".") and name.endswith(".part"))
+
+    for p in path.iterdir():
+        if p.name in top or transient(p.name):
+            if p.is_symlink() or (p.name in ("epochs", "fits") and not p.is_dir()):
+                odd.append(str(p))
+            continue
+        odd.append(str(p))
+    for sub in ("epochs", "fits"):
+        folder = path / sub
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for p in folder.iterdir():
+            if p.is_symlink():
+                odd.append(str(p))
+            elif p.is_dir() and (p.name.isdigit() or transient(p.name)):
+                for q in p.iterdir():
+                    if q.is_dir() or q.is_symlink() or not (q.suffix in (".npz", ".npy", ".json", ".part")):
+                        odd.append(str(q))
+            elif not (sub == "fits" and p.name == "config.json") and not transient(p.name):
+                odd.append(str(p))
+    return odd
 
 
 class RunDir:
-    """Read and write one run directory. Knows files, not algorithms."""
+    """Read and write one run directory. Knows files, not algorithms.
+
+    Reading never changes the folder (no recovery, no deletion): many readers may list
+    and load while one writer (see ``store.lock``) adds epochs.
+    """
 
     def __init__(self, path: str | os.PathLike, must_exist: bool = True):
         self.path = Path(path)
@@ -154,10 +315,15 @@ class RunDir:
     # ---- creation -------------------------------------------------------
     @classmethod
     def create(cls, path, labels: np.ndarray, classes: list[str], split: np.ndarray,
-               thumbnails: np.ndarray | None, overwrite: bool) -> "RunDir":
+               thumbnails: np.ndarray | None, overwrite: bool = False) -> "RunDir":
+        """Write a new run's header. The caller holds the writer lock on ``path`` (it must exist).
+
+        ``overwrite=True`` first empties ``path``, which must be provably a run (see
+        :func:`clear_run`).
+        """
         path = Path(path)
-        if path.exists() and overwrite:
-            shutil.rmtree(path)
+        if overwrite and (path / "meta.json").exists():
+            clear_run(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "epochs").mkdir(exist_ok=True)
         (path / "fits").mkdir(exist_ok=True)
@@ -174,12 +340,24 @@ class RunDir:
     @property
     def meta(self) -> dict:
         if self._meta is None:
-            meta = load_json(self.path / "meta.json")
+            path = self.path / "meta.json"
+            meta = load_json(path)
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-                raise RunFileError(self.path / "meta.json", "not a dvi_widget run file")
-            if meta.get("version", 0) > VERSION:
-                raise RunFileError(self.path / "meta.json",
-                                   f"run format version {meta.get('version')} is newer than this dvi_widget reads ({VERSION})")
+                raise RunFileError(path, "not a dvi_widget run file")
+            version = meta.get("version")
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise RunFileError(path, f"run format version must be an integer, got {version!r}")
+            if version > VERSION:
+                raise RunFileError(path, f"run format version {version} is newer than this dvi_widget reads ({VERSION})")
+            n, classes = meta.get("n"), meta.get("classes")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise RunFileError(path, f"'n' must be a positive integer, got {n!r}")
+            if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+                raise RunFileError(path, f"'classes' must be a list of at least 2 names, got {str(classes)[:80]}")
+            if not isinstance(meta.get("label_hash"), str):
+                raise RunFileError(path, f"'label_hash' must be a string, got {meta.get('label_hash')!r}")
+            if not isinstance(meta.get("has_thumbnails", False), bool):
+                raise RunFileError(path, f"'has_thumbnails' must be true or false, got {meta.get('has_thumbnails')!r}")
             self._meta = meta
         return self._meta
 
@@ -192,43 +370,59 @@ class RunDir:
         return list(self.meta["classes"])
 
     def labels(self) -> np.ndarray:
-        labels = load_npy(self.path / "labels.npy")
-        if labels.shape != (self.n,):
-            raise RunFileError(self.path / "labels.npy", f"labels have shape {labels.shape}, run has N={self.n}")
+        path = self.path / "labels.npy"
+        labels = load_npy(path)
+        if labels.shape != (self.n,) or labels.dtype.kind not in "iu":
+            raise RunFileError(path, f"labels must be N={self.n} integers (N as meta.json says), got {labels.dtype} {labels.shape}")
         if label_hash(labels) != self.meta["label_hash"]:
-            raise RunFileError(self.path / "labels.npy", "labels do not match the run's label hash (damaged)")
+            raise RunFileError(path, "labels do not match the label hash in meta.json (damaged)")
+        if labels.min() < 0 or labels.max() >= len(self.classes):
+            raise RunFileError(path, f"labels outside range({len(self.classes)}) (the classes in meta.json)")
         return labels.astype(np.int64)
 
     def split(self) -> np.ndarray:
-        split = load_npy(self.path / "split.npy")
-        if split.shape != (self.n,):
-            raise RunFileError(self.path / "split.npy", f"split has shape {split.shape}, run has N={self.n}")
-        return np.asarray(SPLITS, dtype=object)[split.astype(np.int64)].astype(str)
+        path = self.path / "split.npy"
+        split = load_npy(path)
+        if split.shape != (self.n,) or split.dtype.kind not in "iub":
+            raise RunFileError(path, f"split must be N={self.n} codes (0 = train, 1 = test; N as meta.json says), got {split.dtype} {split.shape}")
+        codes = split.astype(np.int64)
+        bad = (codes < 0) | (codes >= len(SPLITS))
+        if bad.any():
+            raise RunFileError(path, f"split codes must be 0 (train) or 1 (test), got {sorted(set(codes[bad].tolist()))[:5]}")
+        return np.asarray(SPLITS, dtype=object)[codes].astype(str)
 
     def thumbnails(self, mmap: bool = True) -> np.ndarray | None:
         if not self.meta.get("has_thumbnails"):
             return None
         path = self.path / "thumbnails.npy"
-        if not path.exists():
-            raise RunFileError(path, "missing run file")
-        try:
-            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise RunFileError(path, f"damaged run file ({e})") from None
+        check_file(path)
+        shape, dtype = npy_header(path, _cap(path))
+        if dtype != np.uint8 or len(shape) not in (3, 4) or shape[0] != self.n or (len(shape) == 4 and shape[3] != 3):
+            raise RunFileError(path, f"thumbnails must be uint8 (N={self.n}, h, w[, 3]) (N as meta.json says), got {dtype} {shape}")
+        return load_npy(path, mmap=mmap)
 
     # ---- epochs ----------------------------------------------------------
-    def _epoch_list(self, sub: str) -> list[int]:
+    def _epoch_list(self, sub: str, legacy: tuple[str, ...], verify: bool) -> list[int]:
+        """Finished epoch folders under ``sub``. Never changes anything (readers run beside a writer)."""
         folder = self.path / sub
-        _recover(folder)
-        if not folder.is_dir():
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
             return []
-        return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+        return sorted(int(p.name) for p in entries
+                      if p.name.isdigit() and p.is_dir() and is_complete(p, legacy, verify))
 
     def recorded_epochs(self) -> list[int]:
-        return self._epoch_list("epochs")
+        """Epochs whose capture folder was finished (its manifest is there)."""
+        return self._epoch_list("epochs", EPOCH_FILES, False)
 
-    def fitted_epochs(self) -> list[int]:
-        return self._epoch_list("fits")
+    def fitted_epochs(self, verify: bool = False) -> list[int]:
+        """Epochs whose fit folder was finished.
+
+        ``verify=True`` (what a fit uses to decide what is left to fit) also checks that
+        every file the manifest lists is there, whole: anything else is fitted again.
+        """
+        return self._epoch_list("fits", FIT_FILES, verify)
 
     def epoch_dir(self, epoch: int) -> Path:
         return self.path / "epochs" / epoch_dirname(epoch)
@@ -236,15 +430,65 @@ class RunDir:
     def fit_dir(self, epoch: int) -> Path:
         return self.path / "fits" / epoch_dirname(epoch)
 
-    def write_epoch(self, epoch: int) -> EpochWriter:
-        return EpochWriter(self.epoch_dir(epoch))
+    def write_epoch(self, epoch: int) -> AtomicFolder:
+        return AtomicFolder(self.epoch_dir(epoch))
 
-    def write_fit(self, epoch: int) -> EpochWriter:
-        return EpochWriter(self.fit_dir(epoch))
+    def write_fit(self, epoch: int) -> AtomicFolder:
+        return AtomicFolder(self.fit_dir(epoch))
 
     def remove_fits(self, epochs: list[int]) -> None:
+        """Remove fit folders, each in one rename (readers never see half a folder)."""
         for e in epochs:
-            shutil.rmtree(self.fit_dir(e), ignore_errors=True)
+            d = self.fit_dir(e)
+            if d.exists():
+                aside = d.with_name(f".del-{d.name}-{uuid.uuid4().hex[:8]}")
+                os.replace(d, aside)
+                shutil.rmtree(aside, ignore_errors=True)
 
     def iter_files(self) -> Iterator[Path]:
         yield from self.path.rglob("*")
+
+
+def is_our_run(path: Path) -> bool:
+    """True when ``path/meta.json`` carries dvi_widget's run format marker."""
+    try:
+        meta = json.loads((Path(path) / "meta.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def check_clearable(path: Path) -> None:
+    """Raise a DVIError unless ``path`` is provably a dvi_widget run that ``overwrite=True`` may empty."""
+    path = Path(path)
+    if not is_our_run(path):
+        raise DVIError(f"overwrite=True refused: {path / 'meta.json'} is not a dvi_widget run's "
+                       f"(no \"format\": \"{FORMAT}\"); nothing was removed")
+    odd = run_entries_unexpected(path)
+    if odd:
+        raise DVIError(f"overwrite=True refused: {path} holds entries a dvi_widget run never has "
+                       f"({odd[:5]}{' ...' if len(odd) > 5 else ''}); nothing was removed. Move them away or "
+                       f"choose another path")
+
+
+def clear_run(path: Path) -> list[str]:
+    """Empty a run directory for ``overwrite=True``; refuses anything not provably a dvi_widget run.
+
+    Provably a run: ``meta.json`` carries dvi_widget's format marker and every entry is one
+    a run holds. Returns (and the caller reports) what was removed. The writer lock files stay.
+    """
+    from .lock import HOLDER_NAME, LOCK_NAME
+    path = Path(path)
+    check_clearable(path)
+    removed = []
+    for p in sorted(path.iterdir(), key=lambda q: (q.name == "meta.json", q.name)):   # meta.json last
+        if p.name in (LOCK_NAME, HOLDER_NAME):
+            continue
+        removed.append(p.name)
+        if p.is_dir():
+            aside = p.with_name(f".del-{p.name}-{uuid.uuid4().hex[:8]}")
+            os.replace(p, aside)
+            shutil.rmtree(aside)
+        else:
+            p.unlink()
+    return removed

@@ -266,13 +266,19 @@ class DVIWidget(anywidget.AnyWidget):
             arr = np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
         elif isinstance(indices, np.ndarray):
             arr = indices
-        else:
-            items = list(islice(indices, MAX_SELECTION + 1))
-            if len(items) > MAX_SELECTION:
-                raise WidgetValueError(f"select(): more than {MAX_SELECTION:,} indices; at most that many can be selected")
+        elif isinstance(indices, (list, tuple)):
+            if any(isinstance(v, (str, bytes, bool, np.bool_)) for v in indices):
+                raise WidgetValueError("select() takes integer sample indices, not strings or booleans")
+            arr = np.asarray(indices)
+        else:  # any other iterable (a generator, a set): read at most one past the cap
+            items = list(islice(indices, 64))
             if any(isinstance(v, (str, bytes, bool, np.bool_)) for v in items):
                 raise WidgetValueError("select() takes integer sample indices, not strings or booleans")
-            arr = np.asarray(items)
+            rest = np.fromiter(islice(indices, MAX_SELECTION + 1 - len(items)), dtype=np.float64) if len(items) == 64 \
+                else np.zeros(0)
+            arr = np.concatenate([np.asarray(items, dtype=np.float64), rest]) if len(rest) else np.asarray(items)
+            if arr.size > MAX_SELECTION:
+                raise WidgetValueError(f"select(): more than {MAX_SELECTION:,} indices; at most that many can be selected")
         self.selected = _integer_indices(arr, "select()").tolist()
 
     def refresh(self) -> list[int]:
@@ -340,7 +346,7 @@ class DVIWidget(anywidget.AnyWidget):
             self._sent[c.epoch] = c
         with self.hold_sync():
             self.epoch_data = [*self.epoch_data, *children]
-            self.meta = {**self.meta, "extent": self._extent(), "epochs": self.epochs}
+            self.meta = {**self.meta, "extent": self._extent(), "epochs": self.epochs, "summary": self._summary()}
             if self.epoch is None or self._live:
                 self.epoch = self.epochs[-1]
 

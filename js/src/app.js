@@ -12,6 +12,7 @@
  * host's child-model lookup, so the offline export can drive the same code.
  */
 import { readStatic, ModelSync } from "./sync.js";
+import { readMeta } from "./protocol.js";
 import { Playback } from "./playback.js";
 import { bindInput } from "./input.js";
 import { FrameComposer, pointStyle } from "./frame.js";
@@ -134,7 +135,7 @@ export class DVIApp {
         this.invalidate(true);
       },
       meta: () => {
-        this.data.meta = readStatic(this.sync.model).meta;
+        this.data.meta = readMeta(this.sync.model.get("meta"));
         this._applyAspect();
         this._syncControls();
         this.invalidate(true);
@@ -269,7 +270,7 @@ export class DVIApp {
   _onPlayback(kind) {
     if (kind === "epoch") {
       this.sync.setEpoch(this.playback.current);
-      this.composer.orderKey = null;
+      this.composer.reset();
       if (this.inspected != null) this._renderInspector();
       this.bgDirty = true;
     } else if (kind === "glide") {

@@ -31,16 +31,19 @@ export function pointStyle(nVisible, width, height, zoom, pointSize = 1, pointOp
  * with a dark ring. alpha and outline alpha as 0-255 words for raster.js.
  */
 export function buildPasses({ n, visible, selMask, colors, wrong, ps, anySelected, style = STYLE }) {
-  const rest = [], sel = [];
-  for (let i = 0; i < n; i++) {
+  let nRest = 0, nSel = 0;
+  for (let i = 0; i < n; i++) if (visible[i]) selMask[i] ? nSel++ : nRest++;
+  const rest = new Uint32Array(nRest), sel = new Uint32Array(nSel);
+  for (let i = 0, r = 0, q = 0; i < n; i++) {
     if (!visible[i]) continue;
-    (selMask[i] ? sel : rest).push(i);
+    if (selMask[i]) sel[q++] = i;
+    else rest[r++] = i;
   }
   const a = Math.round(255 * ps.alpha * (anySelected ? style.points.dim : 1));
   const oa = !anySelected && ps.outline ? Math.round(255 * style.points.outline.alpha * ps.alpha) : 0;
   return [
-    { order: Uint32Array.from(rest), colors, alpha: Math.max(1, Math.min(255, a)), outline: pack(...OUTLINE_RGB, oa), wrong, selected: false },
-    { order: Uint32Array.from(sel), colors, alpha: 255, outline: pack(...SELECTED_RGB, 255), wrong, selected: true },
+    { order: rest, colors, alpha: Math.max(1, Math.min(255, a)), outline: pack(...OUTLINE_RGB, oa), wrong, selected: false },
+    { order: sel, colors, alpha: 255, outline: pack(...SELECTED_RGB, 255), wrong, selected: true },
   ];
 }
 
@@ -66,7 +69,7 @@ export class FrameComposer {
   }
 
   /**
-   * Visibility, colours and passes for epoch `e`. data: {labels, isTest, classRGB};
+   * Visibility, colours and passes for epoch `e` (`order` key kept when nothing changed). data: {labels, isTest, classRGB};
    * opts: the view options; previous: the previous epoch's predictions or null;
    * sel: {mask, size, version}; ps: pointStyle(). Returns true when recomputed.
    */
@@ -76,7 +79,7 @@ export class FrameComposer {
     if (key === this.orderKey) return false;
     this.orderKey = key;
     const pred = e.predictions;
-    visibilityMask({ labels: data.labels, isTest: data.isTest, predictions: pred, previous }, opts, this.visible);
+    this.countVisible(e, data, opts, previous); // this.visible for this epoch and these filters (cached)
     this.colors = pointColors(opts.colorBy, data.classRGB, data.labels, pred, this.colors);
     for (let i = 0; i < this.n; i++) this.wrong[i] = pred[i] !== data.labels[i] ? 1 : 0;
     this.passes = buildPasses({ n: this.n, visible: this.visible, selMask: sel.mask, colors: this.colors, wrong: this.wrong, ps, anySelected: sel.size > 0 });
@@ -94,5 +97,11 @@ export class FrameComposer {
     this.nVisible = c;
     this.orderKey = null;
     return c;
+  }
+
+  /** Forget cached visibility and order (the data changed). */
+  reset() {
+    this.countKey = null;
+    this.orderKey = null;
   }
 }

@@ -23,6 +23,7 @@ export function pointRadius(nVisible, width, height, zoom = 1, size = 1, style =
 /** Automatic point alpha (0..1): lower when points cover the map several times over. */
 export function pointOpacity(nVisible, radius, width, height, style = STYLE) {
   const O = style.points.opacity;
+  if (O.opaque_above != null && nVisible > O.opaque_above) return 1;
   const overdraw = (nVisible * Math.PI * radius * radius) / Math.max(width * height, 1);
   return clamp(O.coverage / Math.max(overdraw, 1e-9), O.min, O.max);
 }

@@ -20,8 +20,9 @@ test("more points give smaller points, clamped; zoom enlarges them; the user's s
 
 test("opacity drops when points cover the map many times over, within its bounds", () => {
   assert.equal(pointOpacity(100, 2, 900, 600), STYLE.points.opacity.max);
-  const dense = pointOpacity(1e6, 1, 900, 600);
+  const dense = pointOpacity(STYLE.points.opacity.opaque_above, 1, 900, 600);
   assert.equal(dense, STYLE.points.opacity.min);
+  assert.equal(pointOpacity(STYLE.points.opacity.opaque_above + 1, 1, 900, 600), 1, "opaque beyond opaque_above");
   const mid = pointOpacity(300000, 1, 900, 600);
   assert.ok(mid < 1 && mid >= STYLE.points.opacity.min);
 });

@@ -21,7 +21,7 @@ def _palette(c: int) -> np.ndarray:
 
 
 class FakeVisualization:
-    """Implements the attributes DVIWidget reads (see DESIGN.md, Public API)."""
+    """Implements the attributes DVIWidget reads (see README.md, "Python API")."""
 
     def __init__(self, n: int = 600, n_classes: int = 10, epochs=(1, 2, 3), map_size: int = 64,
                  thumbnails: bool = True, seed: int = 0, visible_epochs: int | None = None):

@@ -53,9 +53,14 @@ class JupyterServer:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def notebook_url(self, name: str) -> str:
-        path = "lab/tree" if self.kind == "lab" else "notebooks"
-        return f"{self.base}/{path}/{name}?token={self.token}"
+    def notebook_url(self, name: str, workspace: str | None = None) -> str:
+        """The notebook's page; in JupyterLab, `workspace` names a fresh workspace (so the page does
+        not also restore the notebooks an earlier page had open)."""
+        if self.kind != "lab":
+            return f"{self.base}/notebooks/{name}?token={self.token}"
+        if workspace:
+            return f"{self.base}/lab/workspaces/{workspace}/tree/{name}?token={self.token}&reset"
+        return f"{self.base}/lab/tree/{name}?token={self.token}"
 
     def log(self) -> str:
         try:
@@ -141,9 +146,9 @@ _PANEL_JS = """
 """
 
 
-def open_notebook(page, server: JupyterServer, name: str, timeout_ms: int = 120_000) -> None:
-    """Open a notebook and wait until its kernel is idle and ready."""
-    page.goto(server.notebook_url(name), wait_until="domcontentloaded", timeout=timeout_ms)
+def open_notebook(page, server: JupyterServer, name: str, timeout_ms: int = 120_000, workspace: str | None = None) -> None:
+    """Open a notebook and wait until its kernel is idle and ready (see `notebook_url` for `workspace`)."""
+    page.goto(server.notebook_url(name, workspace), wait_until="domcontentloaded", timeout=timeout_ms)
     page.wait_for_function(
         """() => {
           const app = window.jupyterapp; if (!app) return false;
