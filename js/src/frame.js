@@ -21,7 +21,7 @@ const SELECTED_RGB = parseHex(STYLE.points.selected.outline);
  */
 export function pointStyle(nVisible, width, height, zoom, pointSize = 1, pointOpacity_ = null, style = STYLE) {
   const radius = pointRadius(nVisible, width, height, zoom, pointSize, style);
-  const alpha = pointOpacity_ != null ? pointOpacity_ : pointOpacity(nVisible, radius, width, height, style);
+  const alpha = pointOpacity_ != null ? pointOpacity_ : pointOpacity(nVisible, radius, width, height, zoom, style);
   return { radius, alpha, outline: hasOutline(radius, style) };
 }
 
