@@ -46,7 +46,7 @@ def vectors() -> dict:
     meta = {
         "classes": ["zero", "one", "two"], "colors": ["#1f77b4", "#ff7f0e", "#2ca02c"], "n_samples": 5,
         "n_display": n, "thumbnail_shape": {"h": 8, "w": 8, "c": 1}, "extent": [-1.0, 1.0, -2.0, 2.0],
-        "live": False, "run_id": "abc", "epochs": [7], "summary": {"stab_spearman": 0.5},
+        "live": False, "run_id": "abc", "epochs": [7], "summary": {"stab_spearman": 0.5}, "kernel": True,
     }
     return {
         "_doc": "Golden vectors of the widget protocol, written by tests/make_protocol_vectors.py from dvi_widget/widget/protocol.py; checked by tests/test_protocol.py and js/test/protocol.test.js. Buffers are base64.",

@@ -216,3 +216,13 @@ def test_lowest_aum_finds_the_flipped_labels(noisy_digits_run):
     assert found >= AUM_TOP10_BOUND, f"lowest 10% by AUM hold {found:.0%} of the flipped labels"
     # and it is the ranking that finds them: the highest 10% hold almost none
     assert np.isin(flipped, train.sort_values("aum").index[-len(train_idx) // 10:]).mean() < 0.05
+
+
+def test_the_page_knows_the_same_statistics():
+    """js/src/dynamics.js lists the column names the widget accepts as colourings: the same as Python's."""
+    import json
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).parents[1] / "js" / "src" / "dynamics.js").read_text()
+    names = json.loads(re.search(r"export const DYNAMICS_COLUMNS = (\[[^\]]*\]);", text).group(1))
+    assert names == list(DYNAMICS_COLUMNS)

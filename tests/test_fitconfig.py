@@ -15,8 +15,10 @@ from dvi_widget.engine.threads import choose_threads
 
 
 def tree(folder):
-    """Every file under ``folder`` with its content (what a fit call could change)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under ``folder`` with its content (what a fit call could change); the writer lock's
+    own note (``.writer.json``: who holds the run, since when) is bookkeeping, not the run's data."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith(".writer")}
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,10 @@ Hypothesis truncates, flips bits in, and edits the headers of each file kind a r
 either a correct load (the documented shapes) or a ``RunFileError`` naming the file; any
 other exception fails. ``tracemalloc`` measures the Python/numpy allocations of each load,
 which must stay under ``CAP`` (the files here hold well under 1 MB; a header believed
-blindly would ask for gigabytes). Modules are only built after their declared sizes match
-the stored weights (on torch's ``meta`` device), so torch allocations are bounded by the
-same files. Bounded in time: a fixed number of examples per file kind, no deadline.
+blindly would ask for gigabytes); the process's peak resident memory (torch's allocations
+included) may not grow by more than ``RSS_CAP`` over a file kind's examples, and a load that
+runs past ``SECONDS`` is stopped and fails (it found a model.json depth of 10**12 that made
+the loader loop on). Bounded in time: a fixed number of examples per file kind.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from dvi_widget.store.heads import load_head
 from dvi_widget.store.rundir import RunDir, load_npz
 
 CAP = 64 * 2 ** 20          # bytes a single load may allocate (the largest file here is < 1 MB)
+RSS_CAP = 512 * 2 ** 20     # growth of the process's peak memory (torch allocations included) over a test
+SECONDS = 60                # one load may take this long; beyond it, it is taken for a runaway
 N, D = 120, 16
 EXAMPLES = 25
 
@@ -129,9 +132,16 @@ def _mutate(data: bytes, m) -> bytes:
 
 @pytest.mark.parametrize("rel", KINDS)
 def test_a_damaged_file_is_a_clean_load_or_a_run_file_error_naming_it(run, rel):
+    import resource
+    import signal
     target = (run / rel).resolve()
     original = target.read_bytes()
     _load(run, rel)   # the undamaged file loads
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def runaway(signum, frame):
+        raise TimeoutError(f"a load of a damaged {rel} ran for over {SECONDS} s")
+    previous = signal.signal(signal.SIGALRM, runaway)
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
@@ -139,6 +149,7 @@ def test_a_damaged_file_is_a_clean_load_or_a_run_file_error_naming_it(run, rel):
     def check(m):
         target.write_bytes(_mutate(original, m))
         tracemalloc.start()
+        signal.alarm(SECONDS)
         try:
             _load(run, rel)
         except dvi.RunFileError as e:
@@ -150,12 +161,16 @@ def test_a_damaged_file_is_a_clean_load_or_a_run_file_error_naming_it(run, rel):
             # a state file that is not one is named too (read_state's own messages)
             assert rel == "../state.json" and str(run / rel) in str(e), f"{m}: {type(e).__name__}: {e}"
         finally:
+            signal.alarm(0)
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             target.write_bytes(original)
         assert peak < CAP, f"{m}: allocated {peak / 1e6:.0f} MB"
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+        assert grown < RSS_CAP, f"{m}: the process's peak memory grew by {grown / 1e6:.0f} MB"
     try:
         check()
     finally:
+        signal.signal(signal.SIGALRM, previous)
         target.write_bytes(original)
     shutil.rmtree(run / "fits" / ".tmp-none", ignore_errors=True)

@@ -51,6 +51,15 @@ class FitConfig:
     align_weight : float, default 0.05
         Layout engine: per layout epoch, each sample moves this share of the way back to its previous
         position, times the Jaccard overlap of its kNN sets at t-1 and t (0 <= align_weight <= 1).
+    warm_rate_floor : float, default 0.3
+        Layout engine: in a warm epoch, sample i's SGD steps are scaled by
+        floor + (1 - floor) * (1 - overlap_i), so samples whose kNN sets stayed the same move less
+        (1.0: every sample at the full rate; 0 <= floor <= 1).
+    step_blend : float, default 0.5
+        Layout engine: in a warm epoch, each sample's 2-D move keeps its direction and gets length
+        |d|^(1 - blend) * (c |dh|)^blend, tying it to the sample's high-D move dh (stab_spearman),
+        then layout_epochs / 6 gentle passes (0.2 x (1 - blend) of the warm rate) mend the local order;
+        0 keeps the layout's moves (0 <= blend <= 1).
     width : int, default 128
         Hidden width of the encoder and decoder MLPs (DVI: 256; >= 1).
     depth : int, default 3
@@ -107,6 +116,8 @@ class FitConfig:
     layout_lr: float = 0.5
     layout_lr_warm: float = 0.8
     align_weight: float = 0.05
+    warm_rate_floor: float = 0.3
+    step_blend: float = 0.5
     width: int = 128
     depth: int = 3
     batch_size: int = 1024
@@ -224,6 +235,8 @@ def validate(cfg: FitConfig) -> None:
     _float("layout_lr", cfg.layout_lr, 0, 100, lo_open=True)
     _float("layout_lr_warm", cfg.layout_lr_warm, 0, 100, lo_open=True)
     _float("align_weight", cfg.align_weight, 0, 1)
+    _float("warm_rate_floor", cfg.warm_rate_floor, 0, 1)
+    _float("step_blend", cfg.step_blend, 0, 1)
     _int("width", cfg.width, 1, 8192)
     _int("depth", cfg.depth, 1, 64)
     _int("batch_size", cfg.batch_size, 2, 10_000_000)

@@ -60,3 +60,48 @@ def decision_map(model: VisModel, head: nn.Module, extent, size: int, colors: np
     p = torch.cat(probs).numpy()
     rgba = shade(p, colors, threshold).reshape(size, size, 4)
     return rgba, p.argmax(1).reshape(size, size).astype(np.int16)
+
+
+@torch.no_grad()
+def settle_on_map(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: torch.Tensor, size: int,
+                  pad: float = 0.08) -> tuple[torch.Tensor, int]:
+    """Layout engine: make the map pixel under each sample show the sample's predicted class.
+
+    The map shows the class decoded at each pixel's centre; a sample lying within a pixel that a
+    decision boundary crosses can sit on a pixel of another class although the decoder gives its own
+    class at its exact position. Such a sample moves to the centre of its own pixel or of one of the
+    8 around it (the nearest) where the decoder gives its class: at most 1.5 pixels, so its
+    neighbourhood is unchanged, and both the inverse at its position and the pixel under it agree
+    with the classifier. Moves stay inside the samples' bounding box, so the map's extent is the same.
+    Returns (positions, number moved).
+    """
+    pts = pos.detach().cpu().numpy()
+    extent = padded_extent(pts, pad)
+    xmin, xmax, ymin, ymax = extent
+    px, py = (xmax - xmin) / size, (ymax - ymin) / size
+    r, c = pixel_of(pts, extent, size)
+    dev = pos.device
+
+    def centres(rows, cols):
+        return torch.stack([torch.as_tensor(xmin + (cols + 0.5) * px, dtype=torch.float32),
+                            torch.as_tensor(ymax - (rows + 0.5) * py, dtype=torch.float32)], -1).to(dev)
+
+    cls = head(model.decode(centres(r, c))).argmax(1)
+    bad = torch.nonzero(cls != pred).flatten().cpu().numpy()
+    if not len(bad):
+        return pos, 0
+    lo, hi = pos.min(0).values, pos.max(0).values
+    dr, dc = np.meshgrid([-1, 0, 1], [-1, 0, 1], indexing="ij")
+    rows = np.clip(r[bad][:, None] + dr.ravel()[None], 0, size - 1)         # (B, 9)
+    cols = np.clip(c[bad][:, None] + dc.ravel()[None], 0, size - 1)
+    cand = centres(rows.ravel(), cols.ravel()).reshape(len(bad), 9, 2)
+    good = (head(model.decode(cand.reshape(-1, 2))).argmax(1).reshape(len(bad), 9) == pred[bad][:, None])
+    good &= ((cand >= lo) & (cand <= hi)).all(2)
+    dist = (cand - pos[bad][:, None]).norm(dim=2)
+    dist = torch.where(good, dist, torch.full_like(dist, float("inf")))
+    best = dist.argmin(1)
+    ok = torch.isfinite(dist.min(1).values)
+    pos = pos.clone()
+    idx = torch.from_numpy(bad).to(dev)
+    pos[idx[ok]] = cand[ok, best[ok]]
+    return pos, int(ok.sum())

@@ -16,7 +16,7 @@ import torch
 
 from .complexes import build_complex
 from .config import FitConfig, check_names, umap_ab
-from .decision_map import decision_map, padded_extent
+from .decision_map import decision_map, padded_extent, settle_on_map
 from ..errors import DVIError
 from ..store.heads import load_head
 from .knn import exact_knn
@@ -25,7 +25,7 @@ from ..palette import class_colors
 from ..progress import Progress, track
 from ..store.lock import writes_run
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
-from .layout import jaccard_overlap, optimize_layout, pca_init, place_boundary
+from .layout import blend_steps, jaccard_overlap, optimize_layout, pca_init, place_boundary
 from .metrics import project_error
 from .threads import fit_threads
 from .training import fit_to_layout, neighbour_preserving_rate, place_failures, train_projection
@@ -124,15 +124,26 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
             start = prev_emb + batched(prev_model.encode, H) - batched(prev_model.encode, prev_h)
         else:
             start = prev_emb
-        pull = cfg.align_weight * jaccard_overlap(cx.knn, prev_knn[:, : cx.knn.shape[1]])
+        overlap = jaccard_overlap(cx.knn, prev_knn[:, : cx.knn.shape[1]])
+        # a sample whose neighbourhood changed starts where its new neighbours were (kNN interpolation)
+        near = prev_emb[cx.knn].mean(1)
+        start = overlap[:, None] * start + (1 - overlap[:, None]) * near
+        pull = cfg.align_weight * overlap
+        rate = cfg.warm_rate_floor + (1 - cfg.warm_rate_floor) * (1 - overlap)
         epochs, lr, anchor = cfg.layout_epochs, cfg.layout_lr_warm, start.clone()
     else:
         start = pca_init(H, gen) if cfg.init == "pca" else torch.rand((n, 2), generator=gen).to(device) * 10
-        pull, anchor, epochs, lr = None, None, cfg.layout_epochs_first, cfg.layout_lr
+        pull, anchor, rate, epochs, lr = None, None, None, cfg.layout_epochs_first, cfg.layout_lr
     with Progress(epochs, f"layout epoch {epoch}", unit="pass", enabled=progress) as bar:
         pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
-                              anchor_weight=pull, progress=bar)
+                              anchor_weight=pull, point_rate=rate, progress=bar)
+    if warm and 0 < cfg.step_blend:
+        pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend)
+        repair = max(1, epochs // 6)     # a few gentle passes mend local order around the rescaled moves
+        pos = optimize_layout(pos, edges, weights, repair, a, b, generator=gen,
+                              negative_sample_rate=cfg.negative_sample_rate, lr=0.2 * lr * (1 - cfg.step_blend),
+                              point_rate=rate)
     pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
     timings["layout_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -152,8 +163,10 @@ def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit
         # where it can (see place_failures)
         side = float((pos[:n].max(0).values - pos[:n].min(0).values).max()) * 1.16   # padded_extent's side
         shown, moved = place_failures(model, head, pos[:n], pred, cx.knn, margin=0.75 * side / cfg.grid)
+        shown, settled = settle_on_map(model, head, shown, pred, cfg.grid)
         pos = torch.cat([shown, pos[n:]])
         history += fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, decoder=False)
+    timings["settled_on_map"] = settled
     timings["maps_s"] = time.perf_counter() - t
     timings["moved_for_ppr"] = moved
     return model, pos[:n].contiguous(), pos[n:].contiguous(), {"steps": steps, "layout_epochs": epochs,

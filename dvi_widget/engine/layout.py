@@ -40,7 +40,9 @@ def pca_init(x: torch.Tensor, generator: torch.Generator, max_coord: float = 10.
         y = torch.rand((len(x), 2), generator=generator).to(x.device) * max_coord
         return y
     q = min(6, x.shape[1], len(x))
-    u, s, _ = torch.pca_lowrank(xc, q=q, center=False, niter=4)
+    with torch.random.fork_rng(devices=[]):      # pca_lowrank draws from the global generator
+        torch.manual_seed(int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator)))
+        u, s, _ = torch.pca_lowrank(xc, q=q, center=False, niter=4)
     y = u[:, :2] * s[:2]
     if y.shape[1] < 2:
         y = torch.cat([y, torch.zeros(len(y), 2 - y.shape[1], device=y.device)], 1)
@@ -61,7 +63,8 @@ def jaccard_overlap(knn_now: torch.Tensor, knn_prev: torch.Tensor) -> torch.Tens
 def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tensor, n_epochs: int,
                     a: float, b: float, *, generator: torch.Generator, negative_sample_rate: int = 5,
                     lr: float = 1.0, gamma: float = 1.0, anchor: torch.Tensor | None = None,
-                    anchor_weight: torch.Tensor | None = None, progress=None) -> torch.Tensor:
+                    anchor_weight: torch.Tensor | None = None, point_rate: torch.Tensor | None = None,
+                    progress=None) -> torch.Tensor:
     """Run ``n_epochs`` layout epochs of UMAP's SGD from ``pos`` (V, 2); returns the new positions.
 
     edges: (E, 2) int64 node indices (an undirected edge listed both ways, as umap's COO graph);
@@ -109,6 +112,8 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
                     cn = torch.where(dn2 > 0, 2.0 * gamma * b / ((0.001 + dn2) * (a * dn2.pow(b) + 1.0)),
                                      torch.zeros_like(dn2))
                     delta.index_add_(0, src, (cn[:, None] * dn).clamp(-CLIP, CLIP) * alpha)
+            if point_rate is not None:
+                delta *= point_rate[:, None]
             pos += delta
         if pull is not None:
             pos -= (alpha / max(lr, 1e-12)) * pull * (pos - anchor)
@@ -118,6 +123,25 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
 
 
 __all__ = ["optimize_layout", "pca_init", "jaccard_overlap"]
+
+
+@torch.no_grad()
+def blend_steps(prev: torch.Tensor, pos: torch.Tensor, high_step: torch.Tensor, blend: float) -> torch.Tensor:
+    """Scale each sample's 2-D move so its length tracks its high-D move (what stab_spearman asks).
+
+    The layout moves a sample where its neighbourhood went; samples whose features moved a lot
+    without changing neighbours barely move. Each move d_i keeps its direction and gets length
+    |d_i|^(1 - blend) * (c |dh_i|)^blend, with c the least-squares scale of |d| on |dh| (so the
+    picture moves as much overall). blend = 0: the layout's moves; 1: exactly proportional.
+    """
+    d = pos - prev
+    m = d.norm(dim=1)
+    h = high_step.float()
+    c = (m * h).sum() / h.pow(2).sum().clamp_min(1e-12)
+    target = c * h
+    new = m.clamp_min(1e-12).pow(1 - blend) * target.clamp_min(1e-12).pow(blend)
+    unit = torch.where(m[:, None] > 1e-9, d / m.clamp_min(1e-12)[:, None], torch.zeros_like(d))
+    return prev + unit * new[:, None]
 
 
 @torch.no_grad()

@@ -127,6 +127,7 @@ def _widget_payload(w: Any, thumbnails: str) -> dict:
     out = _encode_state(state, skip=skip)
     meta = dict(out.get("meta") or {})
     meta["live"] = False
+    meta["kernel"] = False  # no kernel answers requests (neighbours, probe): the page says so
     thumbs = bytes(state.get("thumbnails") or b"")
     shape = meta.get("thumbnail_shape")
     if thumbnails == "none" or not thumbs or not shape:

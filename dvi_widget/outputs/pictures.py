@@ -69,12 +69,13 @@ def point_radius(n_visible: int, width: float, height: float, zoom: float = 1.0,
     return max(R["floor"], min(R["max"], density * max(zoom, 1e-6) ** R["zoom_exponent"]) * size)
 
 
-def point_opacity(n_visible: int, radius: float, width: float, height: float) -> float:
+def point_opacity(n_visible: int, radius: float, width: float, height: float, zoom: float = 1.0) -> float:
     """Automatic point alpha in [0, 1] (style.json points.opacity; js/src/style.js pointOpacity)."""
     O = style()["points"]["opacity"]
     if O.get("opaque_above") is not None and n_visible > O["opaque_above"]:
         return 1.0
-    overdraw = n_visible * np.pi * radius * radius / max(width * height, 1)
+    z = max(zoom, 1e-6)
+    overdraw = n_visible * np.pi * radius * radius / max(width * height * z * z, 1e-9)
     return _clamp(O["coverage"] / max(overdraw, 1e-9), O["min"], O["max"])
 
 
@@ -312,7 +313,7 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
 
     n_visible = int(ok.sum())
     r = float(point_radius) if point_radius is not None else _radius_rule(n_visible, W, H, zoom, point_size)
-    alpha = float(point_opacity) if point_opacity is not None else _opacity_rule(n_visible, r, W, H)
+    alpha = float(point_opacity) if point_opacity is not None else _opacity_rule(n_visible, r, W, H, zoom)
     any_sel = bool(sel_shown[ok].any())
     wrong = pred != lab
     rest = np.flatnonzero(ok & ~sel_shown)

@@ -65,7 +65,8 @@ WIDGET_TRAITS: tuple[Trait, ...] = (
           "the epoch number shown; null only in a live widget with no epoch yet"),
     Trait("selected", "uint32", "(m,) sorted, unique", "both", "on every change",
           "global indices of the selected samples, at most MAX_SELECTION"),
-    Trait("color_by", "json", "'label' | 'prediction' | 'correct'", "both", "on change", "point colouring"),
+    Trait("color_by", "json", "'label' | 'prediction' | 'correct' | a dynamics column", "both", "on change",
+          "point colouring: by class, or by a training-dynamics statistic (dynamics_info.columns) on viridis"),
     Trait("split_filter", "json", "'both' | 'train' | 'test'", "both", "on change", "which split shows"),
     Trait("hidden_classes", "json", "list of class indices, unique, at most C", "both", "on change",
           "classes (by label) not drawn"),
@@ -79,6 +80,13 @@ WIDGET_TRAITS: tuple[Trait, ...] = (
           "multiplier on the automatic point radius (style.json points.radius)"),
     Trait("point_opacity", "json", "null or float in [0.05, 1]", "both", "on change",
           "null: automatic opacity (style.json points.opacity); else this opacity"),
+    Trait("dynamics", "float32", "(K, n) column after column, or empty", "python",
+          "at creation; again when refresh() adds epochs",
+          "vis.dynamics() for the displayed samples, the K columns named in dynamics_info; NaN = no value"),
+    Trait("dynamics_info", "json", "{columns, descriptions, aum_from, epochs} or {}", "python",
+          "with dynamics", "what the dynamics columns are, the epochs they cover, AUM's source"),
+    Trait("dynamics_filter", "json", "{} or {column, min, max}", "both", "on change (range sliders)",
+          "draw only samples whose statistic lies in [min, max] (null: open end; NaN never passes)"),
 )
 
 #: An EpochData child model's traits (all written by Python, once).
@@ -105,6 +113,7 @@ META_FIELDS: dict[str, tuple[str, str]] = {
     "run_id": ("str", "the run's id (state files name it)"),
     "epochs": ("list[int]", "epoch numbers sent so far, ascending"),
     "summary": ("{name: float}", "run-level figures (vis.summary), e.g. stab_spearman"),
+    "kernel": ("bool", "false in the offline export: requests (neighbours, probe) have no kernel to answer"),
 }
 
 #: Traits the browser may change; a browser write to any other is ignored and reverted.

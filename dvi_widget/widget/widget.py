@@ -49,6 +49,9 @@ from .protocol import (
     indices_to_json as _indices_to_json,
 )
 from .sampling import stratified_sample, thumbnail_atlas
+from . import requests as _requests
+from ..analysis.dynamics import DYNAMICS_COLUMNS
+from .dynamics_data import dynamics_payload
 
 __all__ = ["DVIWidget", "EpochData", "WidgetValueError", "stratified_sample", "encode_classes",
            "encode_probabilities", "encode_png", "MAX_SELECTION"]
@@ -165,7 +168,8 @@ class DVIWidget(anywidget.AnyWidget):
     # state that syncs both ways
     epoch = _EpochNumber(None, allow_none=True).tag(sync=True)
     selected = traitlets.List().tag(sync=True, to_json=_indices_to_json, from_json=_indices_from_json)
-    color_by = traitlets.Enum(["label", "prediction", "correct"], default_value="label").tag(sync=True)
+    #: "label", "prediction", "correct", or a training-dynamics column (vis.dynamics(), on viridis).
+    color_by = traitlets.Enum(["label", "prediction", "correct", *DYNAMICS_COLUMNS], default_value="label").tag(sync=True)
     split_filter = traitlets.Enum(["both", "train", "test"], default_value="both").tag(sync=True)
     hidden_classes = traitlets.List().tag(sync=True)  # class indices, checked in _check_hidden
     only_misclassified = traitlets.Bool(False).tag(sync=True)
@@ -176,6 +180,11 @@ class DVIWidget(anywidget.AnyWidget):
     point_size = traitlets.Float(1.0).tag(sync=True)
     #: None: automatic opacity (style.json points.opacity); else the points' opacity.
     point_opacity = traitlets.Float(None, allow_none=True).tag(sync=True)
+    #: vis.dynamics() of the displayed samples: float32 (K, n), columns named in dynamics_info.
+    dynamics = traitlets.Bytes(b"").tag(sync=True)
+    dynamics_info = traitlets.Dict().tag(sync=True)
+    #: {} or {"column": name, "min": float | None, "max": float | None}: draw only samples in range.
+    dynamics_filter = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
@@ -221,6 +230,7 @@ class DVIWidget(anywidget.AnyWidget):
                 "run_id": str(getattr(vis, "run_id", "")),
                 "epochs": epochs,
                 "summary": self._summary(),
+                "kernel": True,
             },
             labels=encode_classes(labels[shown], self._n_classes),
             split=(split[shown] == "test").astype(np.uint8).tobytes(),
@@ -229,6 +239,7 @@ class DVIWidget(anywidget.AnyWidget):
             **kwargs,
         )
         self._add_epochs(epochs)
+        self.on_msg(_requests.handle)  # the page's questions: neighbours, probe (widget/requests.py)
 
     # ------------------------------------------------------------ public API
 
@@ -311,6 +322,13 @@ class DVIWidget(anywidget.AnyWidget):
         from ..outputs.state import load_state
         return load_state(path, vis, widget_cls=cls, **kw)
 
+    def link(self, other: "DVIWidget", *, view: bool = True) -> Any:
+        """Link this widget's epoch (by number), selection and, with ``view=True``, pan/zoom with
+        ``other``'s, a widget of another run of the same samples; ``.unlink()`` undoes it
+        (see ``dvi.compare`` and `dvi_widget.widget.compare`)."""
+        from .compare import link
+        return link(self, other, view=view)
+
     def snapshot(self, path: Any, **kw: Any) -> Any:
         """PNG of the current view (map, points, selection), drawn in Python (see `dvi_widget.pictures`)."""
         from ..outputs.pictures import snapshot
@@ -347,6 +365,7 @@ class DVIWidget(anywidget.AnyWidget):
         with self.hold_sync():
             self.epoch_data = [*self.epoch_data, *children]
             self.meta = {**self.meta, "extent": self._extent(), "epochs": self.epochs, "summary": self._summary()}
+            self.dynamics, self.dynamics_info = dynamics_payload(self._vis, self._display)
             if self.epoch is None or self._live:
                 self.epoch = self.epochs[-1]
 
@@ -474,6 +493,25 @@ class DVIWidget(anywidget.AnyWidget):
         if not lo <= v <= hi:
             raise WidgetValueError(f"point_size is a multiplier in [{lo}, {hi}], got {v}")
         return v
+
+    @traitlets.validate("dynamics_filter")
+    def _check_dynamics_filter(self, proposal: Any) -> dict:
+        f = proposal["value"]
+        if not f:
+            return {}
+        columns = (self.dynamics_info or {}).get("columns") or list(DYNAMICS_COLUMNS)
+        if not isinstance(f, dict) or set(f) - {"column", "min", "max"} or f.get("column") not in columns:
+            raise WidgetValueError(f"dynamics_filter is {{}} or {{'column': one of {columns}, 'min': float or None, "
+                                   f"'max': float or None}}, got {f!r}")
+        out = {"column": f["column"]}
+        for end in ("min", "max"):
+            v = f.get(end)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v))):
+                raise WidgetValueError(f"dynamics_filter {end} must be a finite number or None, got {v!r}")
+            out[end] = None if v is None else float(v)
+        if out["min"] is not None and out["max"] is not None and out["min"] > out["max"]:
+            raise WidgetValueError(f"dynamics_filter min {out['min']} is above max {out['max']}")
+        return out
 
     @traitlets.validate("point_opacity")
     def _check_point_opacity(self, proposal: Any) -> float | None:

@@ -8,6 +8,7 @@
  *   frame.js     positions, filters, colours, draw order, point radius/opacity
  *   renderer.js  Canvas2D map and points; overlay.js trails, rings, lasso
  *   controls.js, panels.js  DOM, from plain data
+ *   analysis.js  training dynamics, cartography, search, neighbours, probe
  * The model is used only through get / set / on / off / save_changes and the
  * host's child-model lookup, so the offline export can drive the same code.
  */
@@ -19,7 +20,7 @@ import { FrameComposer, pointStyle } from "./frame.js";
 import { buildDom, syncControls } from "./controls.js";
 import { renderLegend, renderMetrics, renderTooltip, renderInspector } from "./panels.js";
 import { drawTrails, drawLasso, ring, trailPoints } from "./overlay.js";
-import { fitView, zoomAt, panBy } from "./view.js";
+import { fitView, zoomAt, panBy, toScreen } from "./view.js";
 import { classCounts, sampleHistory } from "./filters.js";
 import { pointsInPolygon, combineSelection } from "./lasso.js";
 import { EpochStore } from "./store.js";
@@ -27,6 +28,7 @@ import { MapRenderer } from "./renderer.js";
 import { ThumbAtlas } from "./thumbs.js";
 import { STYLE, mapAspect } from "./style.js";
 import { DebugHandle } from "./debug.js";
+import { AnalysisViews } from "./analysis.js";
 
 export class DVIApp {
   constructor({ model, el, host, onError }) {
@@ -52,6 +54,8 @@ export class DVIApp {
     this.playback = new Playback(() => this.store.numbers(), (kind) => this._onPlayback(kind));
     this.playback.pending = this.sync.epoch();
     this.store = new EpochStore(model, host, this.data.n, this.data.classes.length, (e) => this._onEpochLoaded(e), onError);
+    this.analysis = new AnalysisViews(this, model);
+    this.analysis.onSelection();
     this.sync.bind(this._modelHandlers(), (fn) => this.guard(fn));
     this.disposers.push(bindInput(this.els, this._actions(), (fn) => this.guard(fn)));
     this._observe();
@@ -134,6 +138,12 @@ export class DVIApp {
         this.viewRel = v;
         this.invalidate(true);
       },
+      dynamics: () => {
+        this.analysis.readDynamics();
+        this.composer.orderKey = null;
+        this.composer.countKey = null;
+        this.invalidate();
+      },
       meta: () => {
         this.data.meta = readMeta(this.sync.model.get("meta"));
         this._applyAspect();
@@ -153,6 +163,7 @@ export class DVIApp {
       if (i >= 0) this.selMask[i] = 1;
     }
     this.selVersion++;
+    if (this.analysis) this.analysis.onSelection();
   }
 
   // ---------- page -> model ----------
@@ -190,15 +201,18 @@ export class DVIApp {
       escape: () => {
         this.lasso = null;
         this.inspect(null);
+        this.analysis.closeProbe();
       },
       zoomAt: (sx, sy, f) => this._setView(zoomAt(this.view(), this.renderer.width, this.renderer.height, sx, sy, f), 250),
       panBy: (dx, dy) => this._setView(panBy(this.view(), dx, dy), null),
       panEnd: () => this.sync.saveView(this.viewRel, 0),
       hover: (i) => this.setHover(i),
       hoverAt: (sx, sy) => this.setHover(this.nearest(sx, sy)),
-      clickAt: (sx, sy) => {
+      clickAt: (sx, sy, ev) => {
         this.lasso = null;
-        this.inspect(this.nearest(sx, sy));
+        // probe mode, or Ctrl / Cmd + click in any mode: decode the location (analysis.js)
+        if (this.mode === "probe" || (ev && (ev.ctrlKey || ev.metaKey))) this.analysis.probeAt(sx, sy);
+        else this.inspect(this.nearest(sx, sy));
       },
       lassoStart: (sx, sy) => (this.lasso = [sx, sy]),
       lassoExtend: (sx, sy) => (this.lasso.push(sx, sy), this.invalidate()),
@@ -232,6 +246,11 @@ export class DVIApp {
     this.viewRel = { cx: v.cx, cy: v.cy, zoom: v.k / this._fit().k };
     if (saveDelay != null) this.sync.saveView(this.viewRel, saveDelay);
     this.invalidate(true);
+  }
+
+  /** Centre the view on data point (x, y), keeping the zoom. */
+  centreOn(x, y) {
+    this._setView({ cx: x, cy: y, k: this.view().k }, 0);
   }
 
   resetView() {
@@ -272,6 +291,7 @@ export class DVIApp {
       this.sync.setEpoch(this.playback.current);
       this.composer.reset();
       if (this.inspected != null) this._renderInspector();
+      this.analysis.onEpoch();
       this.bgDirty = true;
     } else if (kind === "glide") {
       // paint the next map between frames, not in the frame that switches to it
@@ -298,6 +318,7 @@ export class DVIApp {
     });
     this._renderLegend();
     this._renderMetrics();
+    if (this.analysis) this.analysis.refreshPanels();
   }
 
   _renderLegend() {
@@ -367,7 +388,10 @@ export class DVIApp {
 
   _renderInspector() {
     const i = this.inspected, d = this.data;
-    if (i == null) return renderInspector(this.els.inspectorEl, null);
+    if (i == null) {
+      renderInspector(this.els.inspectorEl, null);
+      return this.analysis.onInspect(null);
+    }
     const cur = this.currentEpoch();
     renderInspector(
       this.els.inspectorEl,
@@ -379,6 +403,7 @@ export class DVIApp {
       },
       () => this.inspect(null),
     );
+    this.analysis.onInspect(i);
   }
 
   // ---------- selection ----------
@@ -465,6 +490,7 @@ export class DVIApp {
     this.renderer.setRadius(ps.radius);
     if (c.order(to, this.data, this.opts, previous, { mask: this.selMask, size: this.selected.size, version: this.selVersion }, ps)) {
       this._syncControls();
+      this.analysis.afterOrder();
     }
     const t1 = performance.now();
 
@@ -498,7 +524,7 @@ export class DVIApp {
     let trails = null;
     if (withTrails) trails = trailPoints(this.selected, d.localOf, c.visible);
     this._showTrailNote(trails);
-    const empty = !withTrails && this.inspected == null && this.hover == null && !this.lasso;
+    const empty = !withTrails && this.inspected == null && this.hover == null && !this.lasso && !this.analysis.hasOverlay();
     this.renderer.drawOverlay((ctx) => {
       if (trails) {
         const rgbOf = o.colorBy === "label" ? (i) => d.classRGB[d.labels[i]] : (i) => {
@@ -510,6 +536,7 @@ export class DVIApp {
       if (this.inspected != null) ring(ctx, c.xs[this.inspected], c.ys[this.inspected], this._cssVar("--dvi-accent", "#1976d2"), 9);
       if (this.hover != null) ring(ctx, c.xs[this.hover], c.ys[this.hover], this._cssVar("--dvi-fg", "#222"), 7);
       drawLasso(ctx, this.lasso);
+      this.analysis.drawOverlay(ctx, (x, y) => toScreen(view, W, H, x, y));
     }, empty);
   }
 
@@ -529,6 +556,7 @@ export class DVIApp {
   dispose() {
     this.playback.pause();
     this.sync.dispose();
+    this.analysis.dispose();
     for (const d of this.disposers) d();
   }
 }

@@ -52,6 +52,7 @@ export class CartographyView {
     this.poly = null;
     this.state = null;
     this.lastLasso = null;
+    this.drawnSelected = 0; // selected points drawn in the last frame (tests, the console)
     const pos = (ev) => {
       const r = this.canvas.getBoundingClientRect();
       return [ev.clientX - r.left, ev.clientY - r.top];
@@ -130,7 +131,14 @@ export class CartographyView {
     const r = Math.max(1, Math.round(1.5 * dpr));
     const dimAlpha = Math.round(255 * (s.anySelected ? s.dim : 0.85));
     for (let i = 0; i < s.visible.length; i++) if (s.visible[i] && !s.selMask[i]) stamp(i, r, dimAlpha);
-    for (let i = 0; i < s.visible.length; i++) if (s.visible[i] && s.selMask[i]) stamp(i, r + 1, 255);
+    let drawnSelected = 0;
+    for (let i = 0; i < s.visible.length; i++) {
+      if (s.visible[i] && s.selMask[i]) {
+        stamp(i, r + 1, 255);
+        drawnSelected++;
+      }
+    }
+    this.drawnSelected = drawnSelected;
     ctx.putImageData(img, 0, 0);
     ctx.save();
     ctx.scale(dpr, dpr);

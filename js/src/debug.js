@@ -45,6 +45,14 @@ export class DebugHandle {
   get lastHitTestMs() { return this.app.stats.lastHitTestMs; }
   get drawnAt() { return this.app.stats.drawnAt; }
   get trails() { return this.app.stats.trails; } // {drawn, total} or null
+  get inspected() { return this.app.inspected; } // display position in the inspector, or null
+  get analysis() { return this.app.analysis; } // analysis.js: dyn, carto, probeState, nbState, cartoLayout()
+  colorOf(i) { const w = this.app.composer.colors[i]; return [w & 255, (w >>> 8) & 255, (w >>> 16) & 255, w >>> 24]; }
+  visibleCount() { let c = 0; for (const v of this.app.composer.visible) c += v; return c; }
+  selectedOnMap() { const p = this.app.composer.passes; return p.length > 1 ? p[1].order.length : 0; } // the drawn selected pass
+  screenOf(i) { return [this.app.composer.xs[i], this.app.composer.ys[i]]; } // map-relative CSS px
+  toData(sx, sy) { const v = this.app.view(); return [(sx - this.app.renderer.width / 2) / v.k + v.cx, v.cy - (sy - this.app.renderer.height / 2) / v.k]; }
+  globalIndex(i) { return this.app.data.globalIndex(i); }
 
   // -- actions
   transform() { return { ...this.app.view(), width: this.app.renderer.width, height: this.app.renderer.height }; }

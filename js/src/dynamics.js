@@ -22,6 +22,9 @@ export const VIRIDIS = (() => {
   return out;
 })();
 
+/** The statistics' names (dvi_widget/analysis/dynamics.py DYNAMICS_COLUMNS; tests/test_dynamics.py checks they match). */
+export const DYNAMICS_COLUMNS = ["aum", "confidence", "variability", "correctness", "forgetting_events", "first_learned", "never_learned", "flips"];
+
 /** Colour of a statistic with no value (NaN): neutral grey, outside viridis. */
 export const MISSING_RGB = [158, 158, 158];
 
@@ -126,13 +129,15 @@ const STEPS = 200;
  * The colour bar of the statistic coloured now, with its meaning and a range
  * filter (two sliders: keep points with min <= value <= max). Rebuilt when the
  * colouring changes; the sliders call onFilter({column, min, max}) or
- * onFilter(null) when both are at the ends.
+ * onFilter(null) when both are at the ends. Returns {setFilter(filter)}, which
+ * moves the sliders to a filter set elsewhere (Python) without rebuilding them
+ * (a rebuilt slider would lose the keyboard focus mid-adjustment).
  */
 export function renderColorBar(el, { dyn, colorBy, filter }, onFilter) {
   if (!isStat(colorBy, dyn)) {
     el.hidden = true;
     setChildren(el);
-    return;
+    return { setFilter() {} };
   }
   el.hidden = false;
   const [lo, hi] = dyn.ranges[colorBy];
@@ -146,13 +151,12 @@ export function renderColorBar(el, { dyn, colorBy, filter }, onFilter) {
     }
     ctx.putImageData(img, 0, 0);
   }
-  const cur = filter && filter.column === colorBy ? filter : null;
   const toStep = (v) => Math.round(((v - lo) / (hi - lo)) * STEPS);
   const fromStep = (s) => lo + ((hi - lo) * s) / STEPS;
   const minIn = h("input", { type: "range", min: "0", max: String(STEPS), step: "1", class: "dvi-range-min",
-    "aria-label": `minimum ${colorBy}`, value: String(cur && cur.min != null ? Math.max(0, toStep(cur.min)) : 0) });
+    "aria-label": `minimum ${colorBy}`, value: "0" });
   const maxIn = h("input", { type: "range", min: "0", max: String(STEPS), step: "1", class: "dvi-range-max",
-    "aria-label": `maximum ${colorBy}`, value: String(cur && cur.max != null ? Math.min(STEPS, toStep(cur.max)) : STEPS) });
+    "aria-label": `maximum ${colorBy}`, value: String(STEPS) });
   const shown = h("span", { class: "dvi-range-text" });
   const label = () => {
     const a = +minIn.value, b = +maxIn.value;
@@ -171,7 +175,15 @@ export function renderColorBar(el, { dyn, colorBy, filter }, onFilter) {
   maxIn.addEventListener("input", () => label());
   minIn.addEventListener("change", () => changed("min"));
   maxIn.addEventListener("change", () => changed("max"));
-  label();
+  const setFilter = (f) => {
+    const cur = f && f.column === colorBy ? f : null;
+    const a = String(cur && cur.min != null ? Math.max(0, Math.min(STEPS, toStep(cur.min))) : 0);
+    const b = String(cur && cur.max != null ? Math.max(0, Math.min(STEPS, toStep(cur.max))) : STEPS);
+    if (minIn.value !== a) minIn.value = a;
+    if (maxIn.value !== b) maxIn.value = b;
+    label();
+  };
+  setFilter(filter);
   const epochs = dyn.info.epochs || [];
   const over = epochs.length ? `over epochs ${epochs[0]}–${epochs[epochs.length - 1]} (${epochs.length})` : "";
   const aum = colorBy === "aum" && dyn.info.aum_from ? ` · margin from ${dyn.info.aum_from}` : "";
@@ -183,4 +195,5 @@ export function renderColorBar(el, { dyn, colorBy, filter }, onFilter) {
     h("div", { class: "dvi-colorbar-desc", text: desc }),
     h("div", { class: "dvi-range" }, minIn, maxIn, shown),
   );
+  return { setFilter };
 }

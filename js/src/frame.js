@@ -10,6 +10,7 @@ import { projectAll } from "./view.js";
 import { visibilityMask } from "./filters.js";
 import { pack, parseHex, pointColors } from "./colors.js";
 import { STYLE, pointRadius, pointOpacity, hasOutline } from "./style.js";
+import { applyRangeFilter, dynamicsKey, isStat, statColors } from "./dynamics.js";
 
 const OUTLINE_RGB = parseHex(STYLE.points.outline.color);
 const SELECTED_RGB = parseHex(STYLE.points.selected.outline);
@@ -21,7 +22,7 @@ const SELECTED_RGB = parseHex(STYLE.points.selected.outline);
  */
 export function pointStyle(nVisible, width, height, zoom, pointSize = 1, pointOpacity_ = null, style = STYLE) {
   const radius = pointRadius(nVisible, width, height, zoom, pointSize, style);
-  const alpha = pointOpacity_ != null ? pointOpacity_ : pointOpacity(nVisible, radius, width, height, style);
+  const alpha = pointOpacity_ != null ? pointOpacity_ : pointOpacity(nVisible, radius, width, height, zoom, style);
   return { radius, alpha, outline: hasOutline(radius, style) };
 }
 
@@ -75,12 +76,14 @@ export class FrameComposer {
    */
   order(e, data, opts, previous, sel, ps) {
     const key = [e.epoch, opts.colorBy, opts.split, [...opts.hidden].join(","), opts.onlyMisclassified, opts.onlyFlipped,
-      sel.size, sel.version, ps.radius.toFixed(3), ps.alpha.toFixed(3), ps.outline].join("|");
+      dynamicsKey(data.dynamics, opts.colorBy, opts.dynFilter), sel.size, sel.version, ps.radius.toFixed(3), ps.alpha.toFixed(3), ps.outline].join("|");
     if (key === this.orderKey) return false;
     this.orderKey = key;
     const pred = e.predictions;
     this.countVisible(e, data, opts, previous); // this.visible for this epoch and these filters (cached)
-    this.colors = pointColors(opts.colorBy, data.classRGB, data.labels, pred, this.colors);
+    this.colors = isStat(opts.colorBy, data.dynamics)
+      ? statColors(data.dynamics.values[opts.colorBy], ...data.dynamics.ranges[opts.colorBy], this.colors)
+      : pointColors(opts.colorBy, data.classRGB, data.labels, pred, this.colors);
     for (let i = 0; i < this.n; i++) this.wrong[i] = pred[i] !== data.labels[i] ? 1 : 0;
     this.passes = buildPasses({ n: this.n, visible: this.visible, selMask: sel.mask, colors: this.colors, wrong: this.wrong, ps, anySelected: sel.size > 0 });
     return true;
@@ -88,10 +91,12 @@ export class FrameComposer {
 
   /** Points passing the filters for epoch `e` (for the radius rule, before `order`). */
   countVisible(e, data, opts, previous) {
-    const key = [e.epoch, opts.split, [...opts.hidden].join(","), opts.onlyMisclassified, opts.onlyFlipped].join("|");
+    const key = [e.epoch, opts.split, [...opts.hidden].join(","), opts.onlyMisclassified, opts.onlyFlipped,
+      dynamicsKey(data.dynamics, "", opts.dynFilter)].join("|");
     if (key === this.countKey) return this.nVisible;
     this.countKey = key;
     const mask = visibilityMask({ labels: data.labels, isTest: data.isTest, predictions: e.predictions, previous }, opts, this.visible);
+    applyRangeFilter(mask, data.dynamics, opts.dynFilter);
     let c = 0;
     for (let i = 0; i < mask.length; i++) c += mask[i];
     this.nVisible = c;

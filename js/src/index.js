@@ -3,6 +3,7 @@
  * into a visible message in the cell instead of a blank output.
  */
 import css from "./style.css";
+import analysisCss from "./analysis.css";
 import { DVIApp } from "./app.js";
 
 function showError(el, err) {
@@ -19,7 +20,7 @@ function showError(el, err) {
 
 function addStyle(el) {
   const style = document.createElement("style");
-  style.textContent = css;
+  style.textContent = css + analysisCss;
   el.append(style);
 }
 

@@ -36,6 +36,11 @@ export function isWidgetKey(ev, root) {
 export function keyAction(ev, origin, root, slider) {
   const tag = origin && origin.tagName;
   const inControl = origin && origin !== root && /^(INPUT|SELECT|BUTTON|TEXTAREA)$/.test(tag || "");
+  // a text box (the search box) keeps every key; other range inputs (size, opacity, the
+  // colour bar's range) keep their arrows
+  const type = tag === "INPUT" ? String(origin.type || "text").toLowerCase() : "";
+  if (tag === "TEXTAREA" || (tag === "INPUT" && !/^(range|checkbox|radio|button|submit|reset|color)$/.test(type))) return null;
+  if (type === "range" && origin !== slider && (ev.key === "ArrowRight" || ev.key === "ArrowLeft")) return null;
   if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
     if (origin === slider) return null; // the slider moves itself (its input event seeks)
     return ev.key === "ArrowRight" ? "step+1" : "step-1";
@@ -134,7 +139,7 @@ export function bindInput(els, actions, guard = (fn) => fn()) {
     drag = null;
     if (!d) return;
     const [sx, sy] = local(ev);
-    if (!d.moved) actions.clickAt(sx, sy);
+    if (!d.moved) actions.clickAt(sx, sy, ev);
     else if (d.lasso) actions.lassoEnd(ev.shiftKey ? "add" : ev.altKey ? "subtract" : "replace");
     else actions.panEnd();
   });

@@ -27,6 +27,9 @@ export const WIDGET_TRAITS = [
   ["view", "json", "both"],
   ["point_size", "json", "both"],
   ["point_opacity", "json", "both"],
+  ["dynamics", "float32", "python"],
+  ["dynamics_info", "json", "python"],
+  ["dynamics_filter", "json", "both"],
 ];
 
 /** Traits of an EpochData child model (all written by Python). */
@@ -56,6 +59,7 @@ export const META_FIELDS = {
   run_id: "str",
   epochs: "list[int]",
   summary: "{name: float}",
+  kernel: "bool",
 };
 
 /** Bytes of any buffer-like value as a Uint8Array view (no copy). */
@@ -166,5 +170,6 @@ export function readMeta(meta) {
     run_id: typeof m.run_id === "string" ? m.run_id : "",
     epochs: list(m.epochs).filter(Number.isInteger),
     summary: m.summary && typeof m.summary === "object" ? m.summary : {},
+    kernel: m.kernel !== false, // false only in the offline export (no kernel answers requests)
   };
 }

@@ -1,5 +1,6 @@
 /**
- * Search and jump: a sample index ("123" or "#123") selects that sample,
+ * Search and jump: a sample index ("#123", or "123" when no class is named
+ * "123") selects that sample,
  * centres the map on it and opens it in the inspector; a class name (exact,
  * any case, or an unambiguous prefix) selects that class. And the selection's
  * breakdown by class and by correct / misclassified at the epoch shown.
@@ -14,12 +15,13 @@ import { h, setChildren, hex } from "./dom.js";
 export function parseQuery(text, classes, n) {
   const q = String(text == null ? "" : text).trim();
   if (!q) return null;
-  const num = /^#?(\d+)$/.exec(q);
+  const num = /^(#?)(\d+)$/.exec(q);
   const lower = q.toLowerCase();
   const exact = classes.findIndex((c) => String(c).toLowerCase() === lower);
-  if (exact >= 0) return { kind: "class", cls: exact };   // a class literally named "3" wins over sample 3
+  // a class literally named "3" wins over sample 3; "#3" is always sample 3
+  if (exact >= 0 && !(num && num[1])) return { kind: "class", cls: exact };
   if (num) {
-    const index = Number(num[1]);
+    const index = Number(num[2]);
     if (index >= n) return { kind: "error", message: `no sample ${index}: this run has ${n} samples (0–${n - 1})` };
     return { kind: "index", index };
   }
@@ -57,19 +59,17 @@ export function selectionBreakdown(selMask, labels, predictions, nClasses) {
 
 /** The search box. onQuery(text) returns a message to show (or "" on success). */
 export function buildSearch(el, onQuery) {
-  const input = h("input", { type: "search", class: "dvi-search-input", placeholder: "sample # or class", "aria-label": "search a sample index or a class name" });
+  const input = h("input", { type: "search", class: "dvi-search-input", placeholder: "#index or class", "aria-label": "search a sample index or a class name" });
   const msg = h("span", { class: "dvi-search-msg", role: "status" });
-  const go = () => {
+  // a form: Enter submits it as the input's default action, which still happens although the
+  // widget stops key events from reaching the notebook (input.js)
+  const button = h("button", { type: "submit", class: "dvi-search-go", text: "go" });
+  const form = h("form", { class: "dvi-search-form" }, input, button);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
     msg.textContent = onQuery(input.value) || "";
-  };
-  input.addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter") {
-      ev.preventDefault();
-      go();
-    }
   });
-  const button = h("button", { type: "button", class: "dvi-search-go", text: "go", onclick: go });
-  setChildren(el, input, button, msg);
+  setChildren(el, form, msg);
   return { input, msg };
 }
 

@@ -20,11 +20,16 @@ export function pointRadius(nVisible, width, height, zoom = 1, size = 1, style =
   return Math.max(R.floor, Math.min(R.max, density * Math.pow(Math.max(zoom, 1e-6), R.zoom_exponent)) * size);
 }
 
-/** Automatic point alpha (0..1): lower when points cover the map several times over. */
-export function pointOpacity(nVisible, radius, width, height, style = STYLE) {
+/**
+ * Automatic point alpha (0..1): lower when points cover the map several times
+ * over. `zoom` (relative to the fitted view) spreads the points: zoomed in,
+ * fewer of them share the map's area.
+ */
+export function pointOpacity(nVisible, radius, width, height, zoom = 1, style = STYLE) {
   const O = style.points.opacity;
   if (O.opaque_above != null && nVisible > O.opaque_above) return 1;
-  const overdraw = (nVisible * Math.PI * radius * radius) / Math.max(width * height, 1);
+  const z = Math.max(zoom, 1e-6);
+  const overdraw = (nVisible * Math.PI * radius * radius) / Math.max(width * height * z * z, 1e-9);
   return clamp(O.coverage / Math.max(overdraw, 1e-9), O.min, O.max);
 }
 

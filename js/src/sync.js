@@ -7,16 +7,19 @@
  */
 import { asBytes, asTyped, decodeClasses, decodeIndices, encodeIndices, readMeta, BROWSER_WRITABLE } from "./protocol.js";
 import { parseHex } from "./colors.js";
+import { DYNAMICS_COLUMNS } from "./dynamics.js";
 
 /** View options: state key -> [trait, from trait value, to trait value]. */
 export const OPTIONS = {
-  colorBy: ["color_by", (v) => (["label", "prediction", "correct"].includes(v) ? v : "label"), (v) => v],
+  // a class colouring or a training-dynamics column (meta in dynamics_info; Python validates the name)
+  colorBy: ["color_by", (v) => (["label", "prediction", "correct", ...DYNAMICS_COLUMNS].includes(v) ? v : "label"), (v) => v],
   split: ["split_filter", (v) => (["both", "train", "test"].includes(v) ? v : "both"), (v) => v],
   hidden: ["hidden_classes", (v) => new Set(Array.isArray(v) ? v : []), (s) => [...s].sort((a, b) => a - b)],
   onlyMisclassified: ["only_misclassified", (v) => !!v, (v) => !!v],
   onlyFlipped: ["only_flipped", (v) => !!v, (v) => !!v],
   trails: ["show_trails", (v) => !!v, (v) => !!v],
   pointSize: ["point_size", (v) => (Number.isFinite(v) && v > 0 ? v : 1), (v) => v],
+  dynFilter: ["dynamics_filter", (v) => (v && typeof v === "object" && v.column ? v : null), (v) => v || {}],
   pointOpacity: ["point_opacity", (v) => (Number.isFinite(v) && v > 0 ? v : null), (v) => v],
 };
 
@@ -94,6 +97,7 @@ export class ModelSync {
     on("selected", () => handlers.selected());
     on("view", () => handlers.view(this.view()));
     on("meta", () => handlers.meta());
+    on("dynamics", () => handlers.dynamics());
     for (const key of Object.keys(OPTIONS)) on(OPTIONS[key][0], () => handlers.option(key, this.option(key)));
   }
 

@@ -76,6 +76,7 @@ test("parseQuery: sample indices, class names, prefixes, and what it cannot matc
   assert.equal(parseQuery("  ", classes, 100), null);
   // a class literally named by digits is a class first
   assert.deepEqual(parseQuery("3", ["0", "1", "2", "3"], 100), { kind: "class", cls: 3 });
+  assert.deepEqual(parseQuery("#3", ["0", "1", "2", "3"], 100), { kind: "index", index: 3 });
 });
 
 test("selectionBreakdown counts the selection by label and correct / wrong", () => {

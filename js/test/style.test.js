@@ -25,6 +25,7 @@ test("opacity drops when points cover the map many times over, within its bounds
   assert.equal(pointOpacity(STYLE.points.opacity.opaque_above + 1, 1, 900, 600), 1, "opaque beyond opaque_above");
   const mid = pointOpacity(300000, 1, 900, 600);
   assert.ok(mid < 1 && mid >= STYLE.points.opacity.min);
+  assert.ok(pointOpacity(300000, 1, 900, 600, 2) > mid, "zooming in spreads points: more opaque");
 });
 
 test("small points have no outline", () => {

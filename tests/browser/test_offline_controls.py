@@ -30,9 +30,18 @@ def open_page(browser, path, width=1200, height=900):
     return ctx, page, errors
 
 
+class LowNeighbours(FakeVisualization):
+    """A run whose map keeps predictions (ppr 0.99) but not neighbourhoods (nn_rate 0.10)."""
+
+    @property
+    def metrics(self):
+        return {e: {"nn_rate@15": 0.10 + 0.01 * k, "ppr": 0.99, "map_consistency": 0.97}
+                for k, e in enumerate(self.epochs)}
+
+
 @pytest.fixture(scope="module")
 def small_page(browser, tmp_path_factory):
-    vis = FakeVisualization(n=600, n_classes=6, epochs=(1, 2, 3, 4, 5))
+    vis = LowNeighbours(n=600, n_classes=6, epochs=(1, 2, 3, 4, 5))
     w = DVIWidget(vis)
     path = w.export_html(tmp_path_factory.mktemp("offline") / "small.html")
     ctx, page, errors = open_page(browser, path)
@@ -73,6 +82,18 @@ def test_offline_slider_click_drag_and_keys(small_page):
     page.keyboard.press("ArrowLeft")
     wait_epoch(page, epochs[2])
     assert page.locator(".dvi-epoch-label").inner_text() == f"epoch {epochs[2]}"
+
+
+def test_faithfulness_panel_warns_when_neighbours_are_low_beside_a_high_ppr(small_page):
+    page, vis = small_page
+    warn = page.locator(".dvi-faith .dvi-faith-warn")
+    assert warn.count() == 1
+    k = vis.epochs.index(page_epoch(page))
+    assert warn.inner_text().startswith(f"⚠ Neighbours kept is low ({0.10 + 0.01 * k:.2f}) while predictions kept is high (0.99)")
+    assert "trust the class regions and boundaries, not distances" in warn.inner_text()
+    row = page.locator('.dvi-faith [data-metric="nn_rate@15"]')
+    assert row.locator(".dvi-verdict").inner_text() == "poor"
+    assert "run: 0.100–0.140 over 5 epochs" in row.locator(".dvi-faith-range").inner_text()
 
 
 def test_keys_work_inside_a_shadow_root(small_page):
