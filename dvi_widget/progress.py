@@ -39,6 +39,13 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def plural(unit: str, n: int) -> str:
+    """``unit`` for a count of ``n``: "1 step", "2 steps", "2 passes"."""
+    if n == 1:
+        return unit
+    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 class Progress:
     """A task with a known total: ``update(n)`` as work completes, ``close()`` at the end.
 
@@ -78,7 +85,7 @@ class Progress:
             self._bar.close()
         elif self._plain:
             secs = time.perf_counter() - self._start
-            print(f"{self.desc}: {self.n} {self.unit}{'' if self.n == 1 else 's'} in {secs:.1f} s",
+            print(f"{self.desc}: {self.n} {plural(self.unit, self.n)} in {secs:.1f} s",
                   file=self._stream, flush=True)
 
     def __enter__(self) -> "Progress":
