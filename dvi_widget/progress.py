@@ -43,7 +43,7 @@ def plural(unit: str, n: int) -> str:
     """``unit`` for a count of ``n``: "1 step", "2 steps", "2 passes"."""
     if n == 1:
         return unit
-    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+    return unit + ("es" if unit.endswith(("s", "x", "sh")) else "s")
 
 
 class Progress:
