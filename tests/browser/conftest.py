@@ -165,7 +165,8 @@ def nb(request, servers, browser, run_dir, browser_workdir):
     helper = NotebookPage(page, server, kind)
     page.on("console", lambda m: helper.console_errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: helper.console_errors.append(str(e)))
-    open_notebook(page, server, name)
+    # a fresh JupyterLab workspace: the page must not also restore notebooks earlier modules opened
+    open_notebook(page, server, name, workspace=f"{kind}-{request.module.__name__.split('.')[-1]}")
     run_all_cells(page)
     page.wait_for_function("() => document.querySelectorAll('.dvi-root').length >= 3")
     page.wait_for_function(

@@ -72,7 +72,7 @@ def lab(servers, browser, run_dir):
     page.set_default_timeout(30_000)
     helper = Page(page)
     page.on("pageerror", lambda e: helper.errors.append(str(e)))
-    open_notebook(page, server, name)
+    open_notebook(page, server, name, workspace="analysis")  # a fresh workspace: only this notebook
     run_all_cells(page)
     page.wait_for_function("() => { const r = document.querySelector('.dvi-root'); return r && r.dataset.drawnEpoch; }")
     yield helper

@@ -97,7 +97,7 @@ def fe(request, servers, app_servers, browser, run_dir, browser_workdir):
         name = "matrix.ipynb"
         if not (server.root / name).exists():
             write_notebook(server.root / name, [matrix_setup(run_dir) + "\n" + IPYWIDGETS_ECHO.strip()])
-        open_notebook(page, server, name)
+        open_notebook(page, server, name, workspace="matrix")  # a fresh workspace: only this notebook
         run_all_cells(page)
     else:
         page.goto(app_servers[kind].url, wait_until="domcontentloaded", timeout=120_000)
