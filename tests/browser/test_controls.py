@@ -169,9 +169,11 @@ def test_resizing_the_page_keeps_the_data_in_view_and_refits(reset):
     try:
         for width in (900, 1900, 1200):
             page.set_viewport_size({"width": width, "height": 1100})
+            # the canvas follows its container's new width (Notebook 7 caps its column's width, so a
+            # wider window may leave the container, and so the canvas, as wide as before)
             page.wait_for_function(
-                f"(w) => {{ const r = {ROOT}; return Math.abs(r.dvi.renderer.width - r.querySelector('.dvi-map').clientWidth) <= 1"
-                f" && r.dvi.renderer.width !== w; }}", arg=before["W"], timeout=15_000)
+                f"() => {{ const r = {ROOT}; return Math.abs(r.dvi.renderer.width - r.querySelector('.dvi-map').clientWidth) <= 1; }}",
+                timeout=15_000)
             page.wait_for_timeout(400)
             h = map_health(nb)
             assert_map_drawn(h, f"at {width} px")
