@@ -94,7 +94,8 @@ def test_map_shows_points_on_the_decision_map_with_legend_and_faithfulness(reset
              return { colouredBg: coloured / bg.length, points: changed / bg.length }; })()"""
     )
     assert painted["colouredBg"] > 0.3, "the decision map covers the view"
-    assert painted["points"] > 0.02, "points are drawn over it"
+    # the points' size now follows their number (Widget v2): the small run's ~2k points cover ~1.7%
+    assert painted["points"] > 0.005, "points are drawn over it"
     nb.shot("map")
     unexpected = [e for e in nb.console_errors if "dvi" in e.lower() and "positions for" not in e]
     assert not unexpected, "only the deliberately broken widget reports an error"
