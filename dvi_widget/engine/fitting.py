@@ -6,30 +6,27 @@ scheduler can run the stages elsewhere. Re-running fits only what is new or stal
 """
 from __future__ import annotations
 
-import copy
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from .complexes import build_complex
-from .config import FitConfig, check_names, umap_ab
-from .decision_map import decision_map, padded_extent, settle_on_map
+from .complexes import Complex, build_complex
+from .config import FitConfig, check_names
+from .decision_map import decision_map, padded_extent
 from ..errors import DVIError
 from ..store.heads import load_head
-from .knn import exact_knn
-from .metrics import epoch_metrics, overlap_rate, query_subset
+from .metrics import epoch_metrics, project_error, query_subset
 from ..palette import class_colors
-from ..progress import Progress, track
+from ..progress import track
 from ..store.lock import writes_run
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
-from .layout import blend_steps, jaccard_overlap, optimize_layout, pca_init, place_boundary
-from .metrics import project_error
+from .projection import fit_layout, fit_parametric
 from .threads import fit_threads
-from .training import fit_to_layout, neighbour_preserving_rate, place_failures, train_projection
-from .vismodel import VisModel, batched, feature_scale, load_vismodel
+from .training import neighbour_preserving_rate
+from .vismodel import VisModel, batched, load_vismodel
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -57,126 +54,46 @@ def capture_id(run: RunDir, epoch: int) -> str:
     return str(load_json(run.epoch_dir(epoch) / "capture.json")["id"])
 
 
-def _same_arch(model: VisModel | None, dim: int, cfg: FitConfig) -> bool:
-    return model is not None and model.dim == dim and (model.width, model.depth) == (cfg.width, cfg.depth)
+@dataclass
+class EpochInput:
+    """Stage 1-3's output for one epoch: its capture loaded and its complex built.
+
+    Independent of every other epoch, so a scheduler may prepare epochs in any order or at once.
+    """
+    epoch: int
+    capture_id: str
+    features: torch.Tensor        # H (N, D)
+    boundary: torch.Tensor        # B (M, D)
+    head: torch.nn.Module         # the classifier's head, frozen
+    probabilities: np.ndarray     # (N, C) the classifier's outputs
+    complex: Complex
+    complex_s: float
 
 
-def _fresh_model(dim: int, cfg: FitConfig, epoch: int, device: torch.device) -> VisModel:
-    with torch.random.fork_rng(devices=[]):  # the user's global random state is left alone
-        torch.manual_seed(cfg.seed + epoch)
-        model = VisModel(dim, cfg.width, cfg.depth)
-    return model.to(device)
+@dataclass
+class Previous:
+    """What the chain's next link needs of the previous epoch's fit."""
+    epoch: int
+    model: VisModel
+    embedding: np.ndarray         # (N, 2) float32, the shown positions
+    knn: torch.Tensor             # (N, k) high-D kNN
+    features: np.ndarray          # (N, D) float32
 
 
-def _parametric(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, rate, prev_emb, step, progress):
-    """The parametric engine: train encoder/decoder on sampled edges; the shown positions are encode(h)."""
-    if _same_arch(prev_model, H.shape[1], cfg):
-        model = copy.deepcopy(prev_model)   # keeps the previous standardisation: no global jump
-        scale, ok = feature_scale(H, H.mean(0))
-        if ok and not (0.01 < float(scale / model.scale) < 100):
-            model.set_normalisation(H)      # the previous epoch's had no spread or another scale
-        steps = cfg.steps
-    else:
-        prev_model = None  # feature size or architecture changed: start afresh
-        model = _fresh_model(H.shape[1], cfg, epoch, device)
-        model.set_normalisation(H)
-        steps = cfg.steps_first
-    run_cfg = cfg
-    if device.type == "cuda" and cfg.gpu_batch_scale > 1:
-        # A GPU is launch-bound at these sizes: fewer, larger steps see as many edges.
-        k = cfg.gpu_batch_scale
-        run_cfg = replace(cfg, batch_size=cfg.batch_size * k, focus_batch=cfg.focus_batch * k,
-                          focus_every=max(1, cfg.focus_every // k))
-        steps = max(1, -(-steps // k))
-    with torch.no_grad():
-        teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
-    with Progress(steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
-        history = train_projection(model, head, nodes, teacher, cx, run_cfg, steps, gen,
-                                   prev=prev_model, rate=rate, prev_embedding=prev_emb, high_step=step,
-                                   progress=bar)
-    with torch.no_grad():
-        emb = batched(model.encode, H)
-        bemb = batched(model.encode, B) if len(B) else torch.zeros((0, 2), device=device)
-    return model, emb, bemb, {"steps": steps, "loss_history": history}
+@dataclass
+class Link:
+    """Stage 4's output (the sequential chain): the projection of one epoch."""
+    model: VisModel
+    embedding: torch.Tensor       # (N, 2) shown positions of the samples
+    boundary_embedding: torch.Tensor
+    prev_epoch: int | None
+    step: torch.Tensor | None     # (N,) high-D step since the previous epoch, when comparable
+    prev_embedding: np.ndarray | None
+    info: dict
 
 
-def _nn_rate(knn: torch.Tensor, pos: torch.Tensor) -> float:
-    """nn_rate@k of a layout on the metrics' query subset (a diagnostic stored in info.json)."""
-    q = torch.from_numpy(query_subset(len(pos))).to(pos.device)
-    low, _ = exact_knn(pos, knn.shape[1], queries=pos[q], query_index=q)
-    return float(overlap_rate(knn[q], low).mean())
-
-
-def _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit, prev_knn, prev_h, progress):
-    """The layout engine: UMAP's SGD on every node (warm-started and aligned), then encoder/decoder fitted to it."""
-    a, b = umap_ab(cfg.spread, cfg.min_dist)
-    n = len(H)
-    warm = prev_fit is not None and prev_h is not None and prev_fit["embedding"].shape == (n, 2)
-    timings = {}
-    t = time.perf_counter()
-    # the samples are laid out among themselves (UMAP's graph); boundary samples are placed after
-    own = (cx.edges < n).all(1)
-    edges, weights = cx.edges[own], cx.weights[own]
-    if warm:
-        prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
-        if prev_model is not None and prev_model.dim == H.shape[1]:
-            # the previous encoder applied to the new features moves each point by its feature change
-            start = prev_emb + batched(prev_model.encode, H) - batched(prev_model.encode, prev_h)
-        else:
-            start = prev_emb
-        overlap = jaccard_overlap(cx.knn, prev_knn[:, : cx.knn.shape[1]])
-        # a sample whose neighbourhood changed starts where its new neighbours were (kNN interpolation)
-        near = prev_emb[cx.knn].mean(1)
-        start = overlap[:, None] * start + (1 - overlap[:, None]) * near
-        pull = cfg.align_weight * overlap
-        rate = cfg.warm_rate_floor + (1 - cfg.warm_rate_floor) * (1 - overlap)
-        epochs, lr, anchor = cfg.layout_epochs, cfg.layout_lr_warm, start.clone()
-    else:
-        start = pca_init(H, gen) if cfg.init == "pca" else torch.rand((n, 2), generator=gen).to(device) * 10
-        pull, anchor, rate, epochs, lr = None, None, None, cfg.layout_epochs_first, cfg.layout_lr
-    with Progress(epochs, f"layout epoch {epoch}", unit="pass", enabled=progress) as bar:
-        pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
-                              negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
-                              anchor_weight=pull, point_rate=rate, progress=bar)
-    if warm and 0 < cfg.step_blend:
-        pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend)
-        repair = max(1, epochs // 6)     # a few gentle passes mend local order around the rescaled moves
-        pos = optimize_layout(pos, edges, weights, repair, a, b, generator=gen,
-                              negative_sample_rate=cfg.negative_sample_rate, lr=0.2 * lr * (1 - cfg.step_blend),
-                              point_rate=rate)
-    pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
-    timings["layout_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if _same_arch(prev_model, H.shape[1], cfg):
-        model, steps = copy.deepcopy(prev_model), cfg.steps
-    else:
-        model, steps = _fresh_model(H.shape[1], cfg, epoch, device), cfg.steps_first
-    model.set_normalisation(H)
-    model.set_output_frame(pos[:n])
-    with torch.no_grad():
-        teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
-    pred = teacher[:n].argmax(1)
-    timings["nn_rate_layout"] = _nn_rate(cx.knn, pos[:n])
-    with Progress(2 * steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
-        history = fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, encoder=False)
-        # ppr first: a sample the decoder cannot give its class where it lies moves next to a neighbour
-        # where it can (see place_failures)
-        side = float((pos[:n].max(0).values - pos[:n].min(0).values).max()) * 1.16   # padded_extent's side
-        shown, moved = place_failures(model, head, pos[:n], pred, cx.knn, margin=0.75 * side / cfg.grid)
-        shown, settled = settle_on_map(model, head, shown, pred, cfg.grid)
-        pos = torch.cat([shown, pos[n:]])
-        history += fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, decoder=False)
-    timings["settled_on_map"] = settled
-    timings["maps_s"] = time.perf_counter() - t
-    timings["moved_for_ppr"] = moved
-    return model, pos[:n].contiguous(), pos[n:].contiguous(), {"steps": steps, "layout_epochs": epochs,
-                                                             "loss_history": history, **timings}
-
-
-def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, device: torch.device,
-              progress: bool = True) -> dict:
-    """Fit one epoch and write its fit folder atomically. Returns its metrics."""
-    t0 = time.perf_counter()
+def prepare_epoch(run: RunDir, epoch: int, cfg: FitConfig, device: torch.device) -> EpochInput:
+    """Stages 1-3: load epoch ``epoch``'s capture and head, and build its kNN graph and complex."""
     folder = run.epoch_dir(epoch)
     cap = load_npz(folder / "features.npz", ("features", "boundary"))
     outs = load_npz(folder / "outputs.npz", ("predictions", "probabilities"))
@@ -185,37 +102,70 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
         p.requires_grad_(False)
     H = torch.from_numpy(cap["features"]).float().to(device)
     B = torch.from_numpy(cap["boundary"]).float().to(device).reshape(-1, H.shape[1])
-    n = len(H)
-    if n != run.n:
-        raise DVIError(f"epoch {epoch} has features for {n} samples, the run has N={run.n}: {folder / 'features.npz'}")
-    nodes = torch.cat([H, B])
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-
+    if len(H) != run.n:
+        raise DVIError(f"epoch {epoch} has features for {len(H)} samples, the run has N={run.n}: "
+                       f"{folder / 'features.npz'}")
     t = time.perf_counter()
     cx = build_complex(H, B, cfg.n_neighbors)
-    complex_s = time.perf_counter() - t
+    return EpochInput(epoch, capture_id(run, epoch), H, B, head, outs["probabilities"], cx,
+                      time.perf_counter() - t)
 
+
+def load_previous(run: RunDir, epoch: int, device: torch.device) -> Previous:
+    """The previous epoch's fit, as :func:`project_epoch` needs it, read from the run directory."""
+    fit = load_npz(run.fit_dir(epoch) / "fit.npz", ("knn", "embedding"))
+    feats = load_npz(run.epoch_dir(epoch) / "features.npz", ("features",))["features"]
+    return Previous(epoch, load_vismodel(run.fit_dir(epoch)).to(device), fit["embedding"],
+                    torch.from_numpy(fit["knn"]).to(device), feats)
+
+
+def previous_of(inp: EpochInput, link: Link) -> Previous:
+    """The same :class:`Previous` as :func:`load_previous` would read, from a link still in memory."""
+    return Previous(inp.epoch, link.model, link.embedding.cpu().numpy().astype(np.float32),
+                    inp.complex.knn.to(torch.int32),
+                    inp.features.cpu().numpy().astype(np.float32))
+
+
+def project_epoch(inp: EpochInput, prev: Previous | None, cfg: FitConfig, device: torch.device,
+                  progress: bool = True) -> Link:
+    """Stage 4, sequential: fit epoch ``inp.epoch``'s projection, warm-started from ``prev``."""
+    H, B, cx, epoch = inp.features, inp.boundary, inp.complex, inp.epoch
+    n = len(H)
+    nodes = torch.cat([H, B])
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
     prev_model, rate, prev_fit, prev_emb, step, prev_knn, prev_h_t = None, None, None, None, None, None, None
-    if prev_epoch is not None:
-        prev_model = load_vismodel(run.fit_dir(prev_epoch)).to(device)
-        prev_fit = load_npz(run.fit_dir(prev_epoch) / "fit.npz", ("knn", "embedding"))
-        prev_knn = torch.from_numpy(prev_fit["knn"]).to(device)
+    if prev is not None:
+        prev_model = prev.model
+        prev_fit = {"embedding": prev.embedding}
+        prev_knn = prev.knn
         if prev_knn.shape[0] != n or prev_knn.shape[1] < cx.knn.shape[1]:
             prev_fit, prev_knn = None, None      # another k or N: no temporal terms
         else:
             rate = neighbour_preserving_rate(cx.knn, prev_knn[:, : cx.knn.shape[1]])
-            prev_h = load_npz(run.epoch_dir(prev_epoch) / "features.npz", ("features",))["features"]
-            if prev_h.shape == cap["features"].shape:
-                prev_h_t = torch.from_numpy(prev_h).float().to(device)
-                step = torch.from_numpy(np.linalg.norm(cap["features"] - prev_h, axis=1)).float().to(device)
-                prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
-
+            feats = H.cpu().numpy()
+            if prev.features.shape == feats.shape:
+                prev_h_t = torch.from_numpy(prev.features).float().to(device)
+                step = torch.from_numpy(np.linalg.norm(feats - prev.features, axis=1)).float().to(device)
+                prev_emb = torch.from_numpy(prev.embedding).float().to(device)
     if cfg.engine == "layout":
-        model, emb, bemb, info = _layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit,
-                                         prev_knn, prev_h_t, progress)
+        model, emb, bemb, info = fit_layout(H, B, nodes, inp.head, cx, cfg, device, gen, epoch, prev_model,
+                                            prev_fit, prev_knn, prev_h_t, progress)
     else:
-        model, emb, bemb, info = _parametric(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, rate,
-                                             prev_emb, step, progress)
+        model, emb, bemb, info = fit_parametric(H, B, nodes, inp.head, cx, cfg, device, gen, epoch, prev_model,
+                                                rate, prev_emb, step, progress)
+    return Link(model, emb, bemb, None if prev is None else prev.epoch, step,
+                None if step is None else prev.embedding, info)
+
+
+def finish_epoch(run: RunDir, inp: EpochInput, link: Link, cfg: FitConfig, device: torch.device,
+                 seconds_before: float = 0.0) -> dict:
+    """Stages 5-6: the decision map and the metrics, then the fit folder written atomically.
+
+    Independent per epoch once its link exists. Returns the metrics.
+    """
+    t0 = time.perf_counter()
+    H, B, model, emb, head = inp.features, inp.boundary, link.model, link.embedding, inp.head
+    n = len(H)
     t = time.perf_counter()
     with torch.no_grad():
         projected = batched(model.encode, H)
@@ -229,29 +179,42 @@ def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, d
 
     t = time.perf_counter()
     queries = query_subset(n)
-    metrics = epoch_metrics(features=H, boundary=B, embedding=emb, boundary_embedding=bemb, knn=cx.knn,
-                            queries=queries, probs=outs["probabilities"], recon_probs=recon_probs,
-                            labels=run.labels(), split=run.split(), grid_class=grid_class, extent=extent)
+    metrics = epoch_metrics(features=H, boundary=B, embedding=emb, boundary_embedding=link.boundary_embedding,
+                            knn=inp.complex.knn, queries=queries, probs=inp.probabilities,
+                            recon_probs=recon_probs, labels=run.labels(), split=run.split(),
+                            grid_class=grid_class, extent=extent)
     metrics.update(project_error(projected.cpu().numpy(), emb_np, extent))
     high_step = low_step = np.zeros(0, np.float32)
-    if step is not None:
-        high_step = step.cpu().numpy()[queries].astype(np.float32)
-        low_step = np.linalg.norm(emb_np[queries] - prev_fit["embedding"][queries], axis=1).astype(np.float32)
+    if link.step is not None:
+        high_step = link.step.cpu().numpy()[queries].astype(np.float32)
+        low_step = np.linalg.norm(emb_np[queries] - link.prev_embedding[queries], axis=1).astype(np.float32)
     metrics_s = time.perf_counter() - t
 
-    with run.write_fit(epoch) as tmp:
-        save_npz(tmp / "fit.npz", embedding=emb_np, boundary_embedding=bemb.cpu().numpy().astype(np.float32),
+    with run.write_fit(inp.epoch) as tmp:
+        save_npz(tmp / "fit.npz", embedding=emb_np,
+                 boundary_embedding=link.boundary_embedding.cpu().numpy().astype(np.float32),
                  extent=np.asarray(extent, np.float64), background=background, grid_class=grid_class,
-                 knn=cx.knn.cpu().numpy().astype(np.int32), high_step=high_step, low_step=low_step,
+                 knn=inp.complex.knn.cpu().numpy().astype(np.int32), high_step=high_step, low_step=low_step,
                  recon_predictions=recon_probs.argmax(1).astype(np.int64))
         save_npz(tmp / "model.npz", **model.arrays())
         write_json(tmp / "model.json", model.describe())
         write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / "info.json", {"prev_epoch": prev_epoch, "capture_id": capture_id(run, epoch),
-                                       "seconds": time.perf_counter() - t0, "engine": cfg.engine,
-                                       "complex_s": complex_s, "map_s": map_s, "metrics_s": metrics_s,
-                                       "device": str(device), "threads": torch.get_num_threads(), **info})
+        write_json(tmp / "info.json", {"prev_epoch": link.prev_epoch, "capture_id": inp.capture_id,
+                                       "seconds": seconds_before + time.perf_counter() - t0,
+                                       "engine": cfg.engine, "complex_s": inp.complex_s, "map_s": map_s,
+                                       "metrics_s": metrics_s, "device": str(device),
+                                       "threads": torch.get_num_threads(), **link.info})
     return metrics
+
+
+def fit_epoch(run: RunDir, epoch: int, prev_epoch: int | None, cfg: FitConfig, device: torch.device,
+              progress: bool = True) -> dict:
+    """Fit one epoch (stages 1-6 in turn, the previous fit read from disk). Returns its metrics."""
+    t0 = time.perf_counter()
+    inp = prepare_epoch(run, epoch, cfg, device)
+    prev = load_previous(run, prev_epoch, device) if prev_epoch is not None else None
+    link = project_epoch(inp, prev, cfg, device, progress)
+    return finish_epoch(run, inp, link, cfg, device, seconds_before=time.perf_counter() - t0)
 
 
 def _stale(run: RunDir, recorded: list[int], fitted: set[int]) -> list[int]:

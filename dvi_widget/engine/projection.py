@@ -1,0 +1,139 @@
+"""Stage 4, the chain's link: one epoch's projection, warm-started from the previous epoch's.
+
+Two engines (``FitConfig.engine``): ``"layout"`` lays the points out with UMAP's SGD (aligned to
+the previous epoch) and fits an encoder/decoder to that layout; ``"parametric"`` trains the
+encoder/decoder on sampled edges and shows encode(h). Both return the model, the shown positions
+of samples and boundary samples, and an info dict stored in the fit's info.json.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+
+import torch
+
+from .config import FitConfig, umap_ab
+from .decision_map import settle_on_map
+from .knn import exact_knn
+from .layout import blend_steps, jaccard_overlap, optimize_layout, pca_init, place_boundary
+from .metrics import overlap_rate, query_subset
+from ..progress import Progress
+from .training import fit_to_layout, place_failures, train_projection
+from .vismodel import VisModel, batched, feature_scale
+
+
+def _same_arch(model: VisModel | None, dim: int, cfg: FitConfig) -> bool:
+    return model is not None and model.dim == dim and (model.width, model.depth) == (cfg.width, cfg.depth)
+
+
+def _fresh_model(dim: int, cfg: FitConfig, epoch: int, device: torch.device) -> VisModel:
+    with torch.random.fork_rng(devices=[]):  # the user's global random state is left alone
+        torch.manual_seed(cfg.seed + epoch)
+        model = VisModel(dim, cfg.width, cfg.depth)
+    return model.to(device)
+
+
+def fit_parametric(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, rate, prev_emb, step, progress):
+    """The parametric engine: train encoder/decoder on sampled edges; the shown positions are encode(h)."""
+    if _same_arch(prev_model, H.shape[1], cfg):
+        model = copy.deepcopy(prev_model)   # keeps the previous standardisation: no global jump
+        scale, ok = feature_scale(H, H.mean(0))
+        if ok and not (0.01 < float(scale / model.scale) < 100):
+            model.set_normalisation(H)      # the previous epoch's had no spread or another scale
+        steps = cfg.steps
+    else:
+        prev_model = None  # feature size or architecture changed: start afresh
+        model = _fresh_model(H.shape[1], cfg, epoch, device)
+        model.set_normalisation(H)
+        steps = cfg.steps_first
+    run_cfg = cfg
+    if device.type == "cuda" and cfg.gpu_batch_scale > 1:
+        # A GPU is launch-bound at these sizes: fewer, larger steps see as many edges.
+        k = cfg.gpu_batch_scale
+        run_cfg = replace(cfg, batch_size=cfg.batch_size * k, focus_batch=cfg.focus_batch * k,
+                          focus_every=max(1, cfg.focus_every // k))
+        steps = max(1, -(-steps // k))
+    with torch.no_grad():
+        teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
+    with Progress(steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
+        history = train_projection(model, head, nodes, teacher, cx, run_cfg, steps, gen,
+                                   prev=prev_model, rate=rate, prev_embedding=prev_emb, high_step=step,
+                                   progress=bar)
+    with torch.no_grad():
+        emb = batched(model.encode, H)
+        bemb = batched(model.encode, B) if len(B) else torch.zeros((0, 2), device=device)
+    return model, emb, bemb, {"steps": steps, "loss_history": history}
+
+
+def _nn_rate(knn: torch.Tensor, pos: torch.Tensor) -> float:
+    """nn_rate@k of a layout on the metrics' query subset (a diagnostic stored in info.json)."""
+    q = torch.from_numpy(query_subset(len(pos))).to(pos.device)
+    low, _ = exact_knn(pos, knn.shape[1], queries=pos[q], query_index=q)
+    return float(overlap_rate(knn[q], low).mean())
+
+
+def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit, prev_knn, prev_h, progress):
+    """The layout engine: UMAP's SGD on every node (warm-started and aligned), then encoder/decoder fitted to it."""
+    a, b = umap_ab(cfg.spread, cfg.min_dist)
+    n = len(H)
+    warm = prev_fit is not None and prev_h is not None and prev_fit["embedding"].shape == (n, 2)
+    timings = {}
+    t = time.perf_counter()
+    # the samples are laid out among themselves (UMAP's graph); boundary samples are placed after
+    own = (cx.edges < n).all(1)
+    edges, weights = cx.edges[own], cx.weights[own]
+    if warm:
+        prev_emb = torch.from_numpy(prev_fit["embedding"]).float().to(device)
+        if prev_model is not None and prev_model.dim == H.shape[1]:
+            # the previous encoder applied to the new features moves each point by its feature change
+            start = prev_emb + batched(prev_model.encode, H) - batched(prev_model.encode, prev_h)
+        else:
+            start = prev_emb
+        overlap = jaccard_overlap(cx.knn, prev_knn[:, : cx.knn.shape[1]])
+        # a sample whose neighbourhood changed starts where its new neighbours were (kNN interpolation)
+        near = prev_emb[cx.knn].mean(1)
+        start = overlap[:, None] * start + (1 - overlap[:, None]) * near
+        pull = cfg.align_weight * overlap
+        rate = cfg.warm_rate_floor + (1 - cfg.warm_rate_floor) * (1 - overlap)
+        epochs, lr, anchor = cfg.layout_epochs, cfg.layout_lr_warm, start.clone()
+    else:
+        start = pca_init(H, gen) if cfg.init == "pca" else torch.rand((n, 2), generator=gen).to(device) * 10
+        pull, anchor, rate, epochs, lr = None, None, None, cfg.layout_epochs_first, cfg.layout_lr
+    with Progress(epochs, f"layout epoch {epoch}", unit="pass", enabled=progress) as bar:
+        pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
+                              negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
+                              anchor_weight=pull, point_rate=rate, progress=bar)
+    if warm and 0 < cfg.step_blend:
+        pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend)
+        repair = max(1, epochs // 6)     # a few gentle passes mend local order around the rescaled moves
+        pos = optimize_layout(pos, edges, weights, repair, a, b, generator=gen,
+                              negative_sample_rate=cfg.negative_sample_rate, lr=0.2 * lr * (1 - cfg.step_blend),
+                              point_rate=rate)
+    pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
+    timings["layout_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if _same_arch(prev_model, H.shape[1], cfg):
+        model, steps = copy.deepcopy(prev_model), cfg.steps
+    else:
+        model, steps = _fresh_model(H.shape[1], cfg, epoch, device), cfg.steps_first
+    model.set_normalisation(H)
+    model.set_output_frame(pos[:n])
+    with torch.no_grad():
+        teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
+    pred = teacher[:n].argmax(1)
+    timings["nn_rate_layout"] = _nn_rate(cx.knn, pos[:n])
+    with Progress(2 * steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
+        history = fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, encoder=False)
+        # ppr first: a sample the decoder cannot give its class where it lies moves next to a neighbour
+        # where it can (see place_failures)
+        side = float((pos[:n].max(0).values - pos[:n].min(0).values).max()) * 1.16   # padded_extent's side
+        shown, moved = place_failures(model, head, pos[:n], pred, cx.knn, margin=0.75 * side / cfg.grid)
+        shown, settled = settle_on_map(model, head, shown, pred, cfg.grid)
+        pos = torch.cat([shown, pos[n:]])
+        history += fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, decoder=False)
+    timings["settled_on_map"] = settled
+    timings["maps_s"] = time.perf_counter() - t
+    timings["moved_for_ppr"] = moved
+    return model, pos[:n].contiguous(), pos[n:].contiguous(), {"steps": steps, "layout_epochs": epochs,
+                                                             "loss_history": history, **timings}
