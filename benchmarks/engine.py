@@ -193,6 +193,18 @@ def wait_for_epoch(run: str | Path, epoch: int, stop: str | None = None, timeout
         time.sleep(2.0)
 
 
+def engine_commit() -> str:
+    """The last commit that changed dvi_widget/ (the engine a scaling row measured), "+ uncommitted" if dirty."""
+    try:
+        c = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "dvi_widget"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "dvi_widget"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return c + (" + uncommitted" if dirty else "")
+    except Exception:
+        return os.environ.get("BENCH_COMMIT", "unknown")
+
+
 def loadavg() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
@@ -1199,6 +1211,7 @@ def scaling_benchmark(opts, command: str) -> dict:
     new_rows = []
     for n, d in sizes:
         row = {"n": n, "d": d, "epochs": epochs, "command": command, "commit": git_commit(),
+               "engine_commit": engine_commit(),
                "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_start": loadavg()}
         before = next((r for r in old_rows if (r["n"], r["d"]) == (n, d)), None)
         if opts.scaling_part == "umap" and before is not None:      # keep the row's own side, add umap-learn's
@@ -1270,7 +1283,7 @@ def scaling_markdown(res: dict) -> str:
     cols = ["N x D", "fit s: cold (epoch 1) / warm (mean 2..E) / mean", "umap-learn fit_transform s",
             "÷ umap: cold / warm / mean", "capture s", "peak RSS MiB: ours / umap", "nn_rate@15 last: ours / umap",
             "kNN path", "threads: torch intra per epoch, inter / numba", "load 1-min: ours start / umap start",
-            "commit, date"]
+            "engine commit, date"]
     lines += ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
     figs = {}
     for r in res["rows"]:
@@ -1296,7 +1309,7 @@ def scaling_markdown(res: dict) -> str:
             f"{u.get('numba_threads')}" + (f" (umap process torch {ut.get('torch_intraop')})" if ut else ""),
             f"{fmt((es[0].get('load_start') or o.get('load_start') or [None])[0], '.2f')} / "
             f"{fmt((u.get('load_start') or [None])[0], '.2f')}",
-            f"{r.get('commit', res.get('commit'))}, {r.get('date', res.get('date'))}"]) + " |")
+            f"{r.get('engine_commit') or r.get('commit', res.get('commit'))}, {r.get('date', res.get('date'))}"]) + " |")
     # per-stage seconds and growth exponents
     lines += ["", "Per-stage seconds of each fit (info.json; complex = kNN graph + fuzzy set + boundary complex, "
               "layout = the SGD layout (the chain's link), maps = encoder/decoder fitted to it, map = decision map, "
