@@ -1279,7 +1279,9 @@ def scaling_row_figures(r: dict) -> dict:
 
 
 def scaling_markdown(res: dict) -> str:
-    lines = header_markdown(res)
+    lines = ["Rows are measured one size (or one side of a size) per invocation: each row gives the engine commit, "
+             "date and load it was measured at, engine-scaling.json each row's command. The last invocation:", ""]
+    lines += header_markdown(res)
     cols = ["N x D", "fit s: cold (epoch 1) / warm (mean 2..E) / mean", "umap-learn fit_transform s",
             "÷ umap: cold / warm / mean", "capture s", "peak RSS MiB: ours / umap", "nn_rate@15 last: ours / umap",
             "kNN path", "threads: torch intra per epoch, inter / numba", "load 1-min: ours start / umap start",
