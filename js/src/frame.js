@@ -5,8 +5,7 @@
  * `buildPasses`) are tested in node; `FrameComposer` keeps the buffers and
  * recomputes colours and order only when their inputs change.
  */
-import { lerpPositions } from "./interp.js";
-import { projectAll } from "./view.js";
+import { projectAll, projectLerp } from "./view.js";
 import { visibilityMask } from "./filters.js";
 import { pack, parseHex, pointColors } from "./colors.js";
 import { STYLE, pointRadius, pointOpacity, hasOutline } from "./style.js";
@@ -51,7 +50,6 @@ export function buildPasses({ n, visible, selMask, colors, wrong, ps, anySelecte
 export class FrameComposer {
   constructor(n) {
     this.n = n;
-    this.pos = new Float32Array(2 * n);
     this.xs = new Float32Array(n);
     this.ys = new Float32Array(n);
     this.visible = new Uint8Array(n);
@@ -64,9 +62,8 @@ export class FrameComposer {
 
   /** Screen positions of epoch `from` gliding to `to` at eased fraction t, under `view` (absolute). */
   place(from, to, t, view, width, height) {
-    if (from && to && from !== to) lerpPositions(from.positions, to.positions, t, this.pos);
-    else this.pos.set(to.positions);
-    projectAll(view, width, height, this.pos, this.xs, this.ys);
+    if (from && to && from !== to && t > 0 && t < 1) projectLerp(view, width, height, from.positions, to.positions, t, this.xs, this.ys);
+    else projectAll(view, width, height, (t <= 0 && from ? from : to).positions, this.xs, this.ys);
   }
 
   /**
