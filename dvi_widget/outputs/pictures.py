@@ -553,3 +553,32 @@ def fallback_bundle(w: "DVIWidget", bundle: Any) -> tuple[dict, dict]:
         f'<p class="dvi-static-note">{_html.escape(line)}</p></div>')
     data["text/plain"] = line
     return data, metadata
+
+
+#: The live view's text where the widget manager is missing, when the picture is an output of its own.
+LIVE_LINE = ("dvi_widget live map: it needs the widget manager and a running kernel (the static picture "
+             "beside it shows epoch {epoch}).")
+
+
+def static_outputs(w: "DVIWidget", bundle: Any) -> list[tuple[dict, dict]]:
+    """The widget's display in IPython as two outputs: the static picture of ``w``'s view
+    (``image/png``, ``text/html`` with the line on how to get the live map, ``text/plain``), then
+    the live view (``bundle``, anywidget's widget-view data, with a ``text/plain`` line).
+
+    Why two: nbconvert's HTML page shows one MIME type per output, the widget view when the
+    notebook was saved with widget state; offline that view stays empty, so the picture travels as
+    an output of its own. Front ends whose widget manager renders the live view hide the picture
+    (js/src/index.js looks for ``.dvi-static`` in the same cell's outputs). Before the first epoch
+    of a live view there is no picture: the live view alone.
+    """
+    full, full_meta = fallback_bundle(w, bundle)
+    data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+    live = dict(data or {})
+    if "image/png" not in full:
+        if "text/plain" in full:
+            live["text/plain"] = full["text/plain"]
+        return [(live, dict(metadata or {}))]
+    live["text/plain"] = LIVE_LINE.format(epoch=w.epoch)
+    picture = {k: full[k] for k in ("image/png", "text/html", "text/plain")}
+    picture_meta = {k: v for k, v in full_meta.items() if k == "image/png"}
+    return [(picture, picture_meta), (live, dict(metadata or {}))]

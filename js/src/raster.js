@@ -84,136 +84,146 @@ export function drawPoints(words, width, height, xs, ys, order, colors, alpha, o
 
 /**
  * The same picture as `drawPoints` (order kept, no band sort) for opaque
- * points without a ring whose stamp is one pixel or the 5-pixel plus, drawn
- * by rank instead of by stamp: each point's centre pixel gets its draw rank
- * (o + 1) and colour (later points overwrite, so a pixel keeps its highest
- * rank); one pass over the pixels gives each pixel the colour of the highest
- * rank among it and its stamp's neighbours; the misclassified points' stamps
- * then overwrite the pixels where their rank is higher. One scattered store
- * per point (rank and colour side by side, one cache line) and a sequential
- * pass over the pixels, instead of five scattered stores per point
- * (benchmarks/README.md, "Widget", measures both at 1,000,000 points).
- * `scratch`: {rc: Int32Array(2 * width * height), top: Int32Array(width * height)},
- * reused between frames (it also keeps the crosses' sort buffers). Returns false (nothing drawn) for other stamps.
+ * points without a ring, drawn by rank instead of by stamp, for counts where
+ * the stamps would cover the map several times over. Each point's centre
+ * pixel gets a key (draw rank o + 1) << 8 | its colour's index in a table of
+ * at most 256 colours; later points overwrite, so a pixel keeps its highest
+ * key. A max filter shaped like the stamp (the stamp cut into horizontal runs,
+ * a running max per run length) then gives each pixel the highest key among
+ * the centres whose stamp covers it, which is the point drawn last there.
+ * Plain points and misclassified ones (their own stamp, `wrongStamp`) have a
+ * key buffer each; a pixel takes the higher of the two. The cost is one store
+ * per point plus a few passes over the pixels, whatever the overdraw
+ * (benchmarks/README.md, "Widget", measures both paths at 1,000,000 points).
+ * `scratch`: an object kept between frames for the buffers; `colorsKey`: an
+ * object that stays the same while `colors` holds the same colours (the
+ * palette index is kept until it changes). Returns false
+ * (nothing drawn) when the colours need more than 256 entries or the count
+ * more than 2^23 ranks; the caller then draws by stamp.
  */
-export function drawPointsRanked(words, width, height, xs, ys, order, colors, wrong, stamp, wrongStamp, scratch) {
-  const plus = isPlus(stamp, width);
-  if (!plus && stamp.fill.length !== 1) return false;
-  const { rc, top } = scratch;
-  rc.fill(0);
-  const reach0 = stamp.reach, reachW = wrongStamp.reach;
+export function drawPointsRanked(words, width, height, xs, ys, order, colors, wrong, stamp, wrongStamp, scratch, colorsKey = colors) {
+  if (order.length >= 1 << 23) return false;
+  const pal = colorIndex(colors, colorsKey, scratch);
+  if (!pal) return false;
+  const N = width * height, reach = Math.max(stamp.reach, wrongStamp.reach);
+  // `pad` zero keys before and after the map, so the filters read no index outside a buffer
+  const pad = (reach + 1) * (width + 1), M = N + 2 * pad;
+  if (!scratch.plain || scratch.plain.length !== M) {
+    scratch.plain = new Int32Array(M);
+    scratch.crosses = new Int32Array(M);
+    scratch.runMax = new Map();
+  }
+  const plain = scratch.plain, crosses = scratch.crosses, index = pal.index;
+  plain.fill(0);
   let nWrong = 0;
+  const r0 = stamp.reach, rw = wrongStamp.reach;
   for (let o = 0; o < order.length; o++) {
     const i = order[o];
-    if (wrong[i]) {
-      nWrong++;
-      continue;
-    }
     const x = (xs[i] + 0.5) | 0, y = (ys[i] + 0.5) | 0;
-    if (x < reach0 || y < reach0 || x >= width - reach0 || y >= height - reach0) continue;
-    const q = (y * width + x) << 1;
-    rc[q] = o + 1;
-    rc[q + 1] = colors[i];
-  }
-  // A centre never lies on the outer rows or columns (reach >= 1), so reads
-  // across a row's end (p - 1 at its first pixel) find rank 0.
-  const end = width * (height - 1), w2 = width << 1;
-  const anyWrong = nWrong > 0;
-  if (anyWrong) {
-    top.fill(0, 0, width);
-    top.fill(0, end);
-  }
-  for (let p = width; p < end; p++) {
-    const q = p << 1;
-    let m = rc[q], c = q;
-    if (plus) {
-      if (rc[q - 2] > m) (m = rc[q - 2]), (c = q - 2);
-      if (rc[q + 2] > m) (m = rc[q + 2]), (c = q + 2);
-      if (rc[q - w2] > m) (m = rc[q - w2]), (c = q - w2);
-      if (rc[q + w2] > m) (m = rc[q + w2]), (c = q + w2);
+    if (wrong[i]) {
+      if (nWrong++ === 0) crosses.fill(0);
+      if (x < rw || y < rw || x >= width - rw || y >= height - rw) continue;
+      crosses[pad + y * width + x] = ((o + 1) << 8) | index[i];
+    } else {
+      if (x < r0 || y < r0 || x >= width - r0 || y >= height - r0) continue;
+      plain[pad + y * width + x] = ((o + 1) << 8) | index[i];
     }
-    if (m) words[p] = rc[c + 1];
-    if (anyWrong) top[p] = m;
   }
-  if (!anyWrong) return true;
-  if (nWrong * wrongStamp.fill.length > 2 * width * height) {
-    crossesByDilation(words, width, height, xs, ys, order, colors, wrong, wrongStamp, scratch);
-    return true;
-  }
-  const nw = crossesByBand(xs, ys, order, colors, wrong, width, height, reachW, scratch);
-  const crosses = scratch.crosses, fill = wrongStamp.fill;
-  for (let k0 = 0; k0 < 3 * nw; k0 += 3) {
-    const base = crosses[k0], r = crosses[k0 + 1], fc = crosses[k0 + 2];
-    for (let k = 0; k < fill.length; k++) {
-      const q = base + fill[k];
-      if (top[q] < r) {
-        top[q] = r;
-        words[q] = fc;
+  // plain points: the 5-pixel plus (the stamp at radius 1, what the style rules
+  // give at these counts) or a single pixel read directly, other stamps by runs
+  const plus = isPlus(stamp, width), single = stamp.fill.length === 1;
+  const a = plus || single ? null : stampFilter(plain, stamp, width, M, scratch, "plain");
+  if (nWrong) filterInto(crosses, wrongStamp, width, M, scratch);
+  const table = pal.table, W = width;
+  const best = nWrong ? scratch.best : null;
+  if (a) filterMax(words, plain, a, pad, N, best, table);
+  else if (plus) {
+    for (let p = 0, q = pad; p < N; p++, q++) {
+      let m = plain[q];
+      const l = plain[q - 1], r = plain[q + 1], u = plain[q - W], d = plain[q + W];
+      if (l > m) m = l;
+      if (r > m) m = r;
+      if (u > m) m = u;
+      if (d > m) m = d;
+      if (best) {
+        const c = best[q];
+        if (c > m) m = c;
       }
+      if (m) words[p] = table[m & 255];
+    }
+  } else {
+    for (let p = 0, q = pad; p < N; p++, q++) {
+      let m = plain[q];
+      if (best) {
+        const c = best[q];
+        if (c > m) m = c;
+      }
+      if (m) words[p] = table[m & 255];
     }
   }
   return true;
 }
 
 /**
- * The crosses when there are so many that their stamps would cover the map
- * several times over: each cross centre's pixel gets a key rank * 2^32 +
- * colour (Float64, exact: ranks stay below 2^21 here), a max filter shaped
- * like the stamp spreads the highest key over the stamp's pixels (the stamp
- * split into horizontal runs; a running max per run length), and a pixel takes
- * the cross's colour where its rank beats the top plain point's (`top`). Work
- * per pixel, whatever the number of crosses.
+ * scratch.best[q] = the highest key among the centres in `keys` whose stamp
+ * covers pixel q (q padded as in drawPointsRanked).
  */
-function crossesByDilation(words, width, height, xs, ys, order, colors, wrong, stamp, scratch) {
-  const N = width * height, reach = stamp.reach, SHIFT = 4294967296;
-  const runs = stampRuns(stamp, width);
-  // keys[pad + p] for pixel p: `pad` zeros before and after, so the filter reads
-  // no index outside the arrays for any pixel of the map
-  const pad = (reach + 1) * (width + 1), M = N + 2 * pad;
-  if (!scratch.keys || scratch.keys.length !== M) {
-    scratch.keys = new Float64Array(M);
-    scratch.runMax = [];
+function filterInto(keys, stamp, width, M, scratch) {
+  const runs = stampFilter(keys, stamp, width, M, scratch, "crosses");
+  if (!scratch.best || scratch.best.length !== M) scratch.best = new Int32Array(M);
+  const best = scratch.best;
+  const offs = runs.map((r) => r.off), bufs = runs.map((r) => r.buf);
+  // run by run over the whole buffer (sequential reads), not run by run per pixel
+  const lo = -Math.min(...offs), hi = M - Math.max(...offs, 0);
+  best.fill(0);
+  for (let k = 0; k < runs.length; k++) {
+    const buf = bufs[k], off = offs[k];
+    for (let q = lo; q < hi; q++) {
+      const v = buf[q + off];
+      if (v > best[q]) best[q] = v;
+    }
   }
-  const keys = scratch.keys;
-  keys.fill(0);
-  for (let o = 0; o < order.length; o++) {
-    const i = order[o];
-    if (!wrong[i]) continue;
-    const x = (xs[i] + 0.5) | 0, y = (ys[i] + 0.5) | 0;
-    if (x < reach || y < reach || x >= width - reach || y >= height - reach) continue;
-    keys[pad + y * width + x] = (o + 1) * SHIFT + colors[i];
+}
+
+/** Pixels from plain keys filtered by `runs`, and `best` (or null) on top. */
+function filterMax(words, plain, runs, pad, N, best, table) {
+  for (let p = 0, q = pad; p < N; p++, q++) {
+    let m = best ? best[q] : 0;
+    for (let k = 0; k < runs.length; k++) {
+      const v = runs[k].buf[q + runs[k].off];
+      if (v > m) m = v;
+    }
+    if (m) words[p] = table[m & 255];
   }
-  // runMax[L][q] = max(keys[q .. q + L - 1]) for the run lengths the stamp has,
-  // each from two shorter ones (5 = 3 + 2); a window reaching past a row's end
-  // reads the next row's first pixels, where no centre lies (reach > |dx|)
-  const runMax = scratch.runMax;
-  runMax.length = 0;
-  runMax[1] = keys;
+}
+
+/**
+ * The stamp's runs ({off, buf}) for the max filter over `keys`: buf[q] is the
+ * max of keys[q .. q + len - 1] (each length made from two shorter ones,
+ * 5 = 3 + 2), off the run's first pixel relative to the centre. A window
+ * reaching past a row's end reads the next row's first pixels, where no
+ * centre lies (a stamp's reach exceeds its |dx|).
+ */
+function stampFilter(keys, stamp, width, M, scratch, name) {
+  const made = new Map([[1, keys]]);
   const make = (L) => {
-    if (runMax[L]) return runMax[L];
+    if (made.has(L)) return made.get(L);
     let a = L - 1;
-    while (a > 1 && !runMax[a]) a--;
+    while (a > 1 && !made.has(a)) a--;
     const A = make(a), B = make(L - a);
-    const key = `max${L}`;
-    if (!scratch[key] || scratch[key].length !== M) scratch[key] = new Float64Array(M);
-    const cur = scratch[key], last = M - L + 1;
+    const id = `${name}${L}`;
+    let cur = scratch.runMax.get(id);
+    if (!cur || cur.length !== M) scratch.runMax.set(id, (cur = new Int32Array(M)));
+    const last = M - L + 1;
     for (let q = 0; q < last; q++) {
       const u = A[q], v = B[q + a];
       cur[q] = u > v ? u : v;
     }
-    return (runMax[L] = cur);
+    cur.fill(0, last); // windows past the end hold only padding
+    made.set(L, cur);
+    return cur;
   };
-  for (const r of runs) make(r.len);
-  const top = scratch.top, nr = runs.length;
-  const offs = Int32Array.from(runs, (r) => pad + r.off), lens = runs.map((r) => runMax[r.len]);
-  for (let p = 0; p < N; p++) {
-    let m = 0;
-    for (let k = 0; k < nr; k++) {
-      const v = lens[k][p + offs[k]];
-      if (v > m) m = v;
-    }
-    if (m >= (top[p] + 1) * SHIFT) words[p] = m % SHIFT;
-  }
+  return stampRuns(stamp, width).map((r) => ({ off: r.off, buf: make(r.len) }));
 }
 
 /** A stamp's fill as horizontal runs: [{off: first pixel's offset, len}]. */
@@ -232,41 +242,37 @@ function stampRuns(stamp, width) {
 }
 
 /**
- * The misclassified points of `order` whose cross fits the map, as triples
- * (pixel index, draw rank o + 1, colour) sorted by band of 16 rows (a
- * counting sort): drawPointsRanked stamps them in this order, so that
- * neighbouring stamps write to memory still in cache ("highest rank wins"
- * does not depend on the visiting order). Returns the number of triples in
- * scratch.crosses.
+ * Each point's colour as an index into a table of the distinct colour words
+ * ({index: Uint8Array, table: Uint32Array}), or null beyond 256 colours.
+ * Kept in `scratch` while `key` is the same object (the caller's token for
+ * "these colours": the renderer passes the draw pass, which frame.js makes
+ * anew whenever the colours may have changed).
  */
-function crossesByBand(xs, ys, order, colors, wrong, width, height, reach, scratch) {
-  const nb = (height >> 4) + 1;
-  if (!scratch.counts || scratch.counts.length < nb + 1) scratch.counts = new Uint32Array(nb + 1);
-  const counts = scratch.counts;
-  counts.fill(0);
-  let nw = 0;
-  for (let o = 0; o < order.length; o++) {
-    const i = order[o];
-    if (!wrong[i]) continue;
-    const x = (xs[i] + 0.5) | 0, y = (ys[i] + 0.5) | 0;
-    if (x < reach || y < reach || x >= width - reach || y >= height - reach) continue;
-    counts[(y >> 4) + 1]++;
-    nw++;
+function colorIndex(colors, key, scratch) {
+  const n = colors.length;
+  const c = scratch.colorIndex;
+  if (c && c.key === key && c.colors === colors) return c.pal;
+  const index = new Uint8Array(n), seen = new Map(), table = [];
+  let last = -1, lastIdx = 0;
+  for (let i = 0; i < n; i++) {
+    const w = colors[i];
+    if (w !== last) {
+      const key = w & 0xffffff; // a small integer key (the ranked path draws opaque colours)
+      let k = seen.get(key);
+      if (k === undefined) {
+        if (table.length === 256) return (scratch.colorIndex = null);
+        k = table.length;
+        seen.set(key, k);
+        table.push(w);
+      }
+      last = w;
+      lastIdx = k;
+    }
+    index[i] = lastIdx;
   }
-  for (let b = 0; b < nb; b++) counts[b + 1] += counts[b];
-  if (!scratch.crosses || scratch.crosses.length < 3 * nw) scratch.crosses = new Uint32Array(Math.max(3 * nw, 3072));
-  const out = scratch.crosses;
-  for (let o = 0; o < order.length; o++) {
-    const i = order[o];
-    if (!wrong[i]) continue;
-    const x = (xs[i] + 0.5) | 0, y = (ys[i] + 0.5) | 0;
-    if (x < reach || y < reach || x >= width - reach || y >= height - reach) continue;
-    const k = 3 * counts[y >> 4]++;
-    out[k] = y * width + x;
-    out[k + 1] = o + 1;
-    out[k + 2] = colors[i];
-  }
-  return nw;
+  const pal = { index, table: Uint32Array.from(table) };
+  scratch.colorIndex = { key, colors, pal };
+  return pal;
 }
 
 /**

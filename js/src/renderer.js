@@ -166,10 +166,8 @@ export class MapRenderer {
     for (const p of passes) {
       const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
       if (p.alpha === 255 && p.outline >>> 24 === 0 && p.order.length * RANKED_FROM > W * H) {
-        if (!this.scratch || this.scratch.top.length !== W * H) {
-          this.scratch = { rc: new Int32Array(2 * W * H), top: new Int32Array(W * H), counts: null, crosses: null };
-        }
-        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch)) continue;
+        if (!this.scratch || this.scratch.size !== W * H) this.scratch = { size: W * H };
+        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p)) continue;
       }
       let order = p.order;
       if (order.length > 5000) {

@@ -29,8 +29,9 @@ for (const radius of [0, 1]) {
 
 // The rank path (huge counts) draws exactly what the stamp loop draws in the same order: crowded
 // points (many overlaps), misclassified crosses mixed in, points at the edges (skipped by both).
-for (const radius of [0, 1]) {
-  for (const wrongShare of [0, 0.02, 0.3]) { // 2%: crosses stamped one by one; 30%: by the max filter
+const TABLE = Array.from({ length: 12 }, (_, k) => (0xff000000 | (k * 0x151515 + 0x0a0b0c)) >>> 0);
+for (const radius of [0, 1, 2]) {
+  for (const wrongShare of [0, 0.02, 0.3]) {
     test(`rank path, radius ${radius}, ${wrongShare * 100}% crosses: == stamp loop`, () => {
       const W = 37, H = 23, n = 1500;
       const xs = new Float32Array(n), ys = new Float32Array(n), colors = new Uint32Array(n), wrong = new Uint8Array(n);
@@ -39,7 +40,7 @@ for (const radius of [0, 1]) {
       for (let i = 0; i < n; i++) {
         xs[i] = rnd() * (W + 2) - 1;
         ys[i] = rnd() * (H + 2) - 1;
-        colors[i] = (0xff000000 | (rnd() * 0xffffff)) >>> 0;
+        colors[i] = TABLE[(rnd() * TABLE.length) | 0];
         wrong[i] = rnd() < wrongShare ? 1 : 0;
       }
       const order = Uint32Array.from({ length: n }, (_, i) => (i * 7) % n); // a permutation, not 0..n-1
@@ -47,19 +48,27 @@ for (const radius of [0, 1]) {
       const want = new Uint32Array(W * H).fill(0xffeeddcc);
       const got = want.slice();
       drawPoints(want, W, H, xs, ys, order, colors, 255, 0, wrong, stamp, wrongStamp);
-      const scratch = { rc: new Int32Array(2 * W * H), top: new Int32Array(W * H), counts: null, crosses: null };
-      assert.equal(drawPointsRanked(got, W, H, xs, ys, order, colors, wrong, stamp, wrongStamp, scratch), true);
+      const scratch = {};
+      assert.equal(drawPointsRanked(got, W, H, xs, ys, order, colors, wrong, stamp, wrongStamp, scratch, {}), true);
       assert.deepEqual(got, want);
       assert.ok(got.some((w) => w === 0xffeeddcc) && got.some((w) => w !== 0xffeeddcc), "some pixels drawn, some not");
+      // the same buffers and colour array, recoloured in place under a new key: the new colours are drawn
+      colors.reverse();
+      const want2 = new Uint32Array(W * H).fill(0xffeeddcc), got2 = want2.slice();
+      drawPoints(want2, W, H, xs, ys, order, colors, 255, 0, wrong, stamp, wrongStamp);
+      drawPointsRanked(got2, W, H, xs, ys, order, colors, wrong, stamp, wrongStamp, scratch, {});
+      assert.deepEqual(got2, want2);
     });
   }
 }
 
-test("rank path refuses stamps it does not draw (radius 2)", () => {
-  const W = 20, H = 20, scratch = { rc: new Int32Array(2 * W * H), top: new Int32Array(W * H), counts: null, crosses: null };
+test("rank path: more than 256 colours are refused (the stamp loop draws them)", () => {
+  const W = 20, H = 20, n = 300;
+  const xs = new Float32Array(n).fill(10), ys = new Float32Array(n).fill(10);
+  const colors = Uint32Array.from({ length: n }, (_, i) => (0xff000000 | i) >>> 0);
   const words = new Uint32Array(W * H);
-  const r = drawPointsRanked(words, W, H, new Float32Array([10]), new Float32Array([10]), new Uint32Array([0]),
-    new Uint32Array([0xff0000ff]), new Uint8Array(1), makeStamp(2, disk, W), makeStamp(3, cross, W), scratch);
+  const r = drawPointsRanked(words, W, H, xs, ys, Uint32Array.from({ length: n }, (_, i) => i), colors,
+    new Uint8Array(n), makeStamp(1, disk, W), makeStamp(2, cross, W), {});
   assert.equal(r, false);
   assert.ok(words.every((w) => w === 0));
 });
