@@ -414,8 +414,7 @@ export class DVIApp {
     this.stats.lastLasso = Array.from(poly);
     this.composer.placeAll(); // mid-glide only a subset was placed
     const t0 = performance.now();
-    const vis = this.composer.visible;
-    const hits = pointsInPolygon(this.composer.xs, this.composer.ys, poly, (i) => vis[i] === 1);
+    const hits = pointsInPolygon(this.composer.xs, this.composer.ys, poly, this.composer.visible);
     this.stats.lastHitTestMs = performance.now() - t0;
     const globals = Array.from(hits, (i) => this.data.globalIndex(i));
     this.setSelection(combineSelection(this.selected, globals, mode));
