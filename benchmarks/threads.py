@@ -115,7 +115,7 @@ def main(argv=None) -> int:
 
 def markdown(res: dict) -> str:
     import numpy as np
-    lines = [f"| background | 1 thread: warm epoch s | 2 threads: warm epoch s | 2 ÷ 1 | load 1-min |",
+    lines = ["| background | 1 thread: warm epoch s | 2 threads: warm epoch s | 2 ÷ 1 | load 1-min |",
              "|---|---:|---:|---:|---|"]
     conds = []
     for r in res["rows"]:
