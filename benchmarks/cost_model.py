@@ -16,7 +16,8 @@ Each stage is extrapolated to N = 1,000,000 from its measured time at the larges
 growth exponent measured between the two largest sizes of the same dimension (clamped to [1, 2] for
 stages whose work is per sample: a smaller exponent at these sizes means a fixed cost still
 dominates; [0, 2] for the two whose main work is fixed, see FIXED_WORK); the kNN graph, which changes from exact to pynndescent at 50,000, takes the
-exponent of the two pynndescent sizes (100k x 128 -> 200k x 64, halved D: an underestimate).
+exponent of the two pynndescent sizes (100k x 128 -> 200k x 64, halved D: an underestimate), and the
+stages whose work does not depend on D (layout, maps, map) take theirs from the same two sizes.
 
 The schedule: every stage but the chain's link is independent per epoch (capture, complex, map,
 metrics); the links run one after another. With W workers,
@@ -58,6 +59,9 @@ LINK = ("layout", "maps")                     # the sequential chain's link (eng
 # only their per-sample passes (the teacher, encode/decode of every sample) grow. Their measured exponent
 # is kept (clamped to [0, 2]); every other stage does per-sample work, so its exponent is clamped to [1, 2].
 FIXED_WORK = ("maps", "map")
+# stages whose work does not depend on the feature dimension: their exponent comes from the two largest
+# sizes whatever their D (100k x 128 -> 200k x 64), the closest to 1M; the others from two sizes of one D
+D_FREE = ("layout", "maps", "map")
 
 
 # ------------------------------------------------------------------------------------ capture timing
@@ -142,9 +146,12 @@ def exponents(table: dict) -> dict:
     for s in STAGES:
         pts = [(n, table[(n, dm)].get(s)) for n in d128 if table[(n, dm)].get(s)]
         p, src = float("nan"), "not measured"
-        if s == "complex" and (100_000, 128) in table and (200_000, 64) in table:
-            p = _exp(table[(100_000, 128)]["complex"], table[(200_000, 64)]["complex"], 100_000, 200_000)
-            src = "100k x 128 -> 200k x 64 (both pynndescent)"
+        top = sorted(table)[-2:]                   # the two largest sizes, whatever their D
+        if s in ("complex",) + D_FREE and len(top) == 2 and top[0][0] < top[1][0] and \
+                all(table[k].get(s) for k in top):
+            (n0, d0), (n1, d1) = top
+            p = _exp(table[top[0]][s], table[top[1]][s], n0, n1)
+            src = f"{n0 // 1000}k x {d0} -> {n1 // 1000}k x {d1}" + (" (both pynndescent)" if s == "complex" else "")
         elif len(pts) >= 2:
             (n0, t0), (n1, t1) = pts[-2], pts[-1]
             p, src = _exp(t0, t1, n0, n1), f"{n0 // 1000}k -> {n1 // 1000}k x {dm}"
