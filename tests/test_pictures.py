@@ -298,8 +298,9 @@ def test_composite_blends_in_drawing_order():
 PARITY_IOU = 0.9
 
 
-def _canvas_pixels(browser, path, dpr: int = 1) -> np.ndarray:
-    """The map canvas (map and points) of an exported page, as an (H, W, 3) array, read in the page."""
+def _canvas_pixels(browser, path, dpr: int = 1, probe: str | None = None, timeout_ms: int = 60_000):
+    """The map canvas (map and points) of an exported page, as an (H, W, 3) array, read in the page;
+    with `probe` (a JS expression of the debug handle `app`), (array, its value)."""
     import base64 as _b64
     import io as _io
 
@@ -309,12 +310,14 @@ def _canvas_pixels(browser, path, dpr: int = 1) -> np.ndarray:
         page = ctx.new_page()
         page.goto(path.resolve().as_uri())
         page.wait_for_function("() => { const r = document.querySelector('.dvi-root');"
-                               " return r && r.dataset.drawnEpoch && r.dataset.playing !== 'true'; }", timeout=60_000)
+                               " return r && r.dataset.drawnEpoch && r.dataset.playing !== 'true'; }", timeout=timeout_ms)
         page.wait_for_timeout(300)  # a resize or late map paint settles
         url = page.evaluate("() => document.querySelector('.dvi-canvas-points').toDataURL('image/png')")
+        value = page.evaluate(f"() => {{ const app = document.querySelector('.dvi-root').dvi; return {probe}; }}") if probe else None
     finally:
         ctx.close()
-    return np.asarray(Image.open(_io.BytesIO(_b64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=int)
+    img = np.asarray(Image.open(_io.BytesIO(_b64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=int)
+    return (img, value) if probe else img
 
 
 def _point_mask(img: np.ndarray, map_only: np.ndarray) -> np.ndarray:
@@ -397,22 +400,8 @@ def test_browser_rank_path_draws_the_python_picture_at_scale(tmp_path, browser):
     w.epoch = 2
     w.point_opacity = 1.0  # opaque: the rank path's condition (the automatic opacity is below 1 here)
     path = w.export_html(tmp_path / "scale.html", thumbnails="none")
-    ctx = browser.new_context(viewport={"width": 1200, "height": 900}, device_scale_factor=1, bypass_csp=True)
-    ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort())
-    try:
-        page = ctx.new_page()
-        page.goto(path.resolve().as_uri())
-        page.wait_for_function("() => { const r = document.querySelector('.dvi-root');"
-                               " return r && r.dataset.drawnEpoch === '2'; }", timeout=120_000)
-        page.wait_for_timeout(300)
-        ranked = page.evaluate("() => !!document.querySelector('.dvi-root').dvi.renderer.scratch")
-        import base64 as _b64
-        import io as _io
-        url = page.evaluate("() => document.querySelector('.dvi-canvas-points').toDataURL('image/png')")
-    finally:
-        ctx.close()
+    canvas, ranked = _canvas_pixels(browser, path, probe="!!app.renderer.scratch", timeout_ms=120_000)
     assert ranked, "the page took the rank path"
-    canvas = np.asarray(Image.open(_io.BytesIO(_b64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=int)
     H, W = canvas.shape[:2]
     py = np.asarray(render_widget(w, (W, H)), dtype=int)
     w.hidden_classes = list(range(len(vis.classes)))
