@@ -23,6 +23,7 @@ import subprocess
 import uuid
 
 import fsspec
+import fsspec.implementations.memory
 import numpy as np
 import pytest
 import torch
@@ -49,6 +50,13 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc(self.features(x))
+
+    @staticmethod
+    def features_of(state: dict, x: torch.Tensor) -> np.ndarray:
+        net = Net()
+        net.load_state_dict(state)
+        with torch.no_grad():
+            return net.features(x).numpy()
 
 
 class Killed(BaseException):
@@ -344,3 +352,81 @@ def test_an_object_store_without_its_driver_says_what_to_install():
         pass
     with pytest.raises(DVIError, match=r"'s3://'.*not installed.*s3fs"):
         dvi.fit("s3://some-bucket/runs/mnist")
+
+
+def test_thumbnails_of_a_memory_run_are_read_row_by_row(mem_run, digits_training, monkeypatch):
+    _, _, images, _ = digits_training
+    vis = dvi.Visualization(mem_run)
+    path = RunDir(mem_run).path / "thumbnails.npy"
+    asked = []
+    real = type(path.fs).cat_ranges
+
+    def spy(self, paths, starts, ends, **kw):
+        asked.extend(e - s for s, e in zip(starts, ends))
+        return real(self, paths, starts, ends, **kw)
+    monkeypatch.setattr(type(path.fs), "cat_ranges", spy)
+    np.testing.assert_array_equal(vis.thumbnails([7, 3, 4, 299, 3]), images[[7, 3, 4, 299, 3]])
+    assert sum(asked) == 4 * 64, "only the four rows asked for are read (3 and 4 in one range)"
+    assert len(asked) == 3
+
+
+class FolderlessMemoryFS(fsspec.implementations.memory.MemoryFileSystem):
+    """Like an object store: no folders; a prefix exists only through the keys under it."""
+
+    protocol = ("folderless",)
+    store: dict = {}
+    pseudo_dirs = [""]
+
+    def makedirs(self, path, exist_ok=False):
+        pass
+
+    def mkdir(self, path, create_parents=True, **kwargs):
+        pass
+
+
+def test_a_file_system_without_folders_records_fits_and_replaces(digits_training):
+    xt, y, _, states = digits_training
+    head = Net()
+    head.load_state_dict(states[2])
+    head = head.fc   # features-only capture: features are this run's 24-d hidden layer
+    X = Net.features_of(states[2], xt)
+    fsspec.register_implementation("folderless", FolderlessMemoryFS, clobber=True)
+    url = f"folderless://bucket/run-{uuid.uuid4().hex[:6]}"
+    feats = [(e, (X[:200] + 0.02 * e).astype(np.float32)) for e in (1, 2)]
+    with dvi.Recorder(url, labels=y[:200], progress=False) as rec:
+        for e, H in feats:
+            rec.capture(features=H, head=head, epoch=e)
+    assert dvi.fit(url, progress=False, **TINY_FIT).epochs == [1, 2]
+    assert FolderlessMemoryFS.pseudo_dirs == [""], "no folder was ever made"
+    with dvi.Recorder(url, labels=y[:200], progress=False) as rec:
+        rec.capture(features=feats[0][1], head=head, epoch=2, replace=True)
+    vis = dvi.fit(url, progress=False, **TINY_FIT)
+    assert vis.epochs == [1, 2]
+    np.testing.assert_array_equal(vis.features(2), feats[0][1])
+    assert not [k for k in FolderlessMemoryFS.store if "/." in k], "no temporary keys or lock note left"
+
+
+class NoExclusiveCreateFS(fsspec.implementations.memory.MemoryFileSystem):
+    """A driver without exclusive create (``"xb"``), as some object-store drivers are."""
+
+    protocol = ("noexcl",)
+    store: dict = {}
+    pseudo_dirs = [""]
+
+    def _open(self, path, mode="rb", **kwargs):
+        if "x" in mode:
+            raise NotImplementedError("File mode not supported")
+        return super()._open(path, mode, **kwargs)
+
+
+def test_without_exclusive_create_the_lock_is_written_when_absent_and_read_back():
+    fsspec.register_implementation("noexcl", NoExclusiveCreateFS, clobber=True)
+    where = run_path(f"noexcl://bucket/run-{uuid.uuid4().hex[:6]}")
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "what": "Recorder"}
+    first = lock._acquire_fs_lock(where, "Recorder", info)
+    assert json.loads((where / lock.HOLDER_NAME).read_text())["token"] == first.token
+    with pytest.raises(DVIError, match="being written by Recorder in process"):
+        lock._acquire_fs_lock(where, "dvi.fit", {**info, "what": "dvi.fit"})
+    first.release()
+    assert not (where / lock.HOLDER_NAME).exists()
+    lock._acquire_fs_lock(where, "dvi.fit", info).release()
