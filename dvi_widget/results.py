@@ -17,7 +17,7 @@ import torch
 from .errors import DVIError, RunFileError, unknown_epoch
 from .store.heads import load_head
 from .engine.metrics import stab_spearman
-from .palette import class_colors
+from .palette import class_colors, legacy_class_colors, recolor_map
 from .store.atomic import write_manifest
 from .store.fs import RemotePath, is_url, run_path
 from .store.rundir import RunDir, load_json, load_npz
@@ -129,7 +129,24 @@ class Visualization:
 
     def _fit(self, epoch) -> dict[str, np.ndarray]:
         e = self._check(epoch)
-        return self._cached(("fit", e), lambda: load_npz(self.run.fit_dir(e) / "fit.npz", _FIT_ARRAYS))
+        return self._cached(("fit", e), lambda: self._load_fit(e))
+
+    def _load_fit(self, e) -> dict[str, np.ndarray]:
+        """An epoch's fit arrays, its map in today's class colours (dvi_widget/palette.py).
+
+        fit.npz records the palette its map was painted with (``class_colors``); fits written
+        before it did used ``legacy_class_colors``. A map painted with other colours than
+        ``self.colors`` is repainted here, so the map and the points always agree."""
+        path = self.run.fit_dir(e) / "fit.npz"
+        fit = load_npz(path, _FIT_ARRAYS)
+        C = len(self.classes)
+        try:
+            painted = load_npz(path, ("class_colors",))["class_colors"]
+        except RunFileError:  # written before fits recorded their palette
+            painted = legacy_class_colors(C)
+        if painted.shape == (C, 3):
+            fit["background"] = recolor_map(fit["background"], fit["grid_class"], painted, class_colors(C))
+        return fit
 
     def _outputs(self, epoch) -> dict[str, np.ndarray]:
         e = self._check(epoch)

@@ -12,7 +12,8 @@ every description is JSON; nothing stored ever executes code on load)::
         head.json head.npz    the classifier head as a description plus weights
     fits/config.json          the fit configuration the fits below were made with
     fits/000007/              one fitted epoch
-        fit.npz               embedding, boundary_embedding, extent, background, grid_class, knn, steps
+        fit.npz               embedding, boundary_embedding, extent, background, grid_class, knn, steps,
+                              class_colors (the map's palette; absent in older runs)
         model.npz model.json  encoder/decoder weights and their shape
         metrics.json
 

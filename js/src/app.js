@@ -281,6 +281,7 @@ export class DVIApp {
     createImageBitmap(new Blob([e.background], { type: "image/png" }))
       .then((bmp) => {
         e.bitmap = bmp;
+        this._aheadKey = null; // paint it ahead too
         this.invalidate(true);
       })
       .catch((err) => this.onError(err));
@@ -412,9 +413,9 @@ export class DVIApp {
   finishLasso(poly, mode = "replace") {
     this.lasso = null;
     this.stats.lastLasso = Array.from(poly);
+    this.composer.placeAll(); // mid-glide only a subset was placed
     const t0 = performance.now();
-    const vis = this.composer.visible;
-    const hits = pointsInPolygon(this.composer.xs, this.composer.ys, poly, (i) => vis[i] === 1);
+    const hits = pointsInPolygon(this.composer.xs, this.composer.ys, poly, this.composer.visible);
     this.stats.lastHitTestMs = performance.now() - t0;
     const globals = Array.from(hits, (i) => this.data.globalIndex(i));
     this.setSelection(combineSelection(this.selected, globals, mode));
@@ -423,6 +424,7 @@ export class DVIApp {
 
   /** Display position of the visible point nearest to (sx, sy) within the hover radius. */
   nearest(sx, sy) {
+    if (this.composer.partial) return null; // mid-glide with a subset placed: no hover on stale positions
     const R = STYLE.interaction.hover_radius;
     let best = -1, bestD = R * R;
     const { xs, ys, visible } = this.composer;
@@ -481,7 +483,6 @@ export class DVIApp {
     const W = this.renderer.width, H = this.renderer.height;
     const view = this.view();
     const c = this.composer;
-    c.place(from, to, st.t, view, W, H);
     const k = this.store.indexOf(to.epoch);
     const previous = k > 0 ? this.store.epochs[k - 1].predictions : null;
     const nVisible = c.countVisible(to, this.data, this.opts, previous);
@@ -492,6 +493,9 @@ export class DVIApp {
       this._syncControls();
       this.analysis.afterOrder();
     }
+    // mid-glide with very many points: a subset moves and is drawn (style.json playback.glide_points)
+    const glide = st.moving && st.t > 0 && st.t < 1 ? c.glidePasses() : null;
+    c.place(from, to, st.t, view, W, H, glide ? glide.indices : null);
     const t1 = performance.now();
 
     // The map switches part-way through a glide (a cross-fade would repaint it every frame).
@@ -503,7 +507,8 @@ export class DVIApp {
       this._bgBitmap = shown.bitmap;
     }
     const t2 = performance.now();
-    this.renderer.drawPoints(c.xs, c.ys, c.passes);
+    this.renderer.drawPoints(c.xs, c.ys, glide ? glide.passes : c.passes);
+    this.stats.glideEvery = glide ? glide.every : 1;
     const t3 = performance.now();
     this._drawOverlay(view, W, H);
     const t4 = performance.now();
@@ -515,7 +520,32 @@ export class DVIApp {
     else {
       this.root.dataset.drawnEpoch = String(pb.current);
       s.drawnAt = Date.now();
+      this._paintAhead(view);
     }
+  }
+
+  /**
+   * At rest, paint the other epochs' maps under this view between frames, one
+   * per task, so a later jump (`w.epoch = k`, the slider) copies a painted map.
+   * Stops when the view or size changes (the next frame at rest starts again).
+   */
+  _paintAhead(view) {
+    const fill = this._mapFill();
+    const key = [view.cx, view.cy, view.k, this.renderer.width, this.renderer.height, fill].join("|");
+    if (this._aheadKey === key) return;
+    this._aheadKey = key;
+    // the epochs nearest the one shown, as many as the cache keeps besides it
+    const cur = this.store.indexOf(this.playback.current);
+    const near = this.store.epochs.map((e, i) => [Math.abs(i - cur), e]).sort((a, b) => a[0] - b[0])
+      .slice(0, this.renderer.mapCapacity()).map(([, e]) => e);
+    const next = () => this.guard(() => {
+      if (this._aheadKey !== key || this.playback.transition) return;
+      const e = near.find((x) => x.bitmap && !this.renderer.hasMap(view, x, fill));
+      if (!e) return;
+      this.renderer.prepare(view, e, fill);
+      setTimeout(next, 0);
+    });
+    setTimeout(next, 0);
   }
 
   _drawOverlay(view, W, H) {

@@ -8,9 +8,19 @@
  * the browser pays for every layer it composites, per pixel.
  * Coordinates handed in are CSS pixels; the canvases use device pixels.
  */
-import { makeStamp, disk, cross, drawPoints, bandOrder } from "./raster.js";
+import { makeStamp, disk, cross, drawPoints, drawPointsRanked, bandOrder } from "./raster.js";
 import { toScreen } from "./view.js";
 import { STYLE } from "./style.js";
+
+/**
+ * Opaque ring-less passes of more than (map pixels / RANKED_FROM) points are
+ * drawn by rank (raster.drawPointsRanked: the same picture, a cost that grows
+ * with pixels more than with points); smaller ones by stamp, band-sorted.
+ */
+const RANKED_FROM = 4;
+
+/** Memory for painted maps kept between frames (48 MB: 15 epochs of an 898 x 898 map). */
+const MAP_CACHE_BYTES = 48 * 1024 * 1024;
 
 export class MapRenderer {
   constructor(container) {
@@ -120,8 +130,21 @@ export class MapRenderer {
     }
     const words = new Uint32Array(ctx.getImageData(0, 0, W, H).data.buffer);
     this.cache.set(key, words);
-    if (this.cache.size > 4) this.cache.delete(this.cache.keys().next().value);
+    // keep as many painted maps as fit in MAP_CACHE_BYTES: a jump to an epoch painted
+    // ahead (app.js _paintAhead) copies its words instead of painting and reading back
+    while (this.cache.size > this.mapCapacity()) this.cache.delete(this.cache.keys().next().value);
     return words;
+  }
+
+  /** How many painted maps are kept (at least 4). */
+  mapCapacity() {
+    return Math.max(4, Math.floor(MAP_CACHE_BYTES / Math.max(1, this.points.width * this.points.height * 4)));
+  }
+
+  /** True when epoch `e`'s map under `view` is painted already. */
+  hasMap(view, e, fill) {
+    const W = this.points.width, H = this.points.height;
+    return this.cache.has([e.epoch, e.bitmap ? 1 : 0, view.cx, view.cy, view.k, W, H, fill].join("|"));
   }
 
   /** Show epoch `e`'s map under `view` behind the points from the next frame on. */
@@ -143,23 +166,31 @@ export class MapRenderer {
     const W = this.points.width, H = this.points.height;
     if (this.bgWords && this.bgWords.length === words.length) words.set(this.bgWords);
     else words.fill(0xffffffff);
-    if (!this.dxs || this.dxs.length !== xs.length) {
-      this.dxs = new Float32Array(xs.length);
-      this.dys = new Float32Array(xs.length);
-    }
-    const dxs = this.dxs, dys = this.dys;
-    for (let i = 0; i < xs.length; i++) {
-      dxs[i] = xs[i] * dpr;
-      dys[i] = ys[i] * dpr;
+    let dxs = xs, dys = ys; // device pixels: the same arrays at a device pixel ratio of 1
+    if (dpr !== 1) {
+      if (!this.dxs || this.dxs.length !== xs.length) {
+        this.dxs = new Float32Array(xs.length);
+        this.dys = new Float32Array(xs.length);
+      }
+      dxs = this.dxs;
+      dys = this.dys;
+      for (let i = 0; i < xs.length; i++) {
+        dxs[i] = xs[i] * dpr;
+        dys[i] = ys[i] * dpr;
+      }
     }
     for (const p of passes) {
+      const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
+      if (p.alpha === 255 && p.outline >>> 24 === 0 && p.order.length * RANKED_FROM > W * H) {
+        if (!this.scratch || this.scratch.size !== W * H) this.scratch = { size: W * H };
+        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p)) continue;
+      }
       let order = p.order;
       if (order.length > 5000) {
         if (!this.sorted || this.sorted.length < order.length) this.sorted = new Uint32Array(order.length);
         if (!this.counts || this.counts.length < (H >> 4) + 3) this.counts = new Uint32Array((H >> 4) + 3);
         order = bandOrder(order, dys, H, 4, this.sorted.subarray(0, order.length), this.counts);
       }
-      const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
       drawPoints(words, W, H, dxs, dys, order, p.colors, p.alpha, p.outline, p.wrong, stamp, wrongStamp);
     }
     this.ctxPoints.putImageData(this.image, 0, 0);
