@@ -113,7 +113,7 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
             # round-trip terms on one end of each edge plus the failing samples: half the
             # decoder work of using both ends, and the edge ends are already a weighted sample
             idx = torch.cat([ia, extra])
-            rec = model.decoder(torch.cat([za, z[2 * len(ia):]]))
+            rec = model.decode_normalised(torch.cat([za, z[2 * len(ia):]]))
             if cfg.recon_weight:
                 loss = loss + cfg.recon_weight * F.mse_loss(rec, xn[idx])
             if cfg.pred_weight:
@@ -198,7 +198,7 @@ def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positio
             didx = idx
         loss = F.mse_loss(model.encoder(xn[idx]), zn[idx]) if encoder else 0.0
         if decoder:
-            rec = model.decoder(zn[didx])
+            rec = model.decode_normalised(zn[didx])
             if cfg.recon_weight:
                 loss = loss + cfg.recon_weight * F.mse_loss(rec, xn[didx])
             if cfg.pred_weight or cfg.pred_hard_weight:
