@@ -194,7 +194,8 @@ def finish_epoch(run: RunDir, inp: EpochInput, link: Link, cfg: FitConfig, devic
                  boundary_embedding=link.boundary_embedding.cpu().numpy().astype(np.float32),
                  extent=np.asarray(extent, np.float64), background=background, grid_class=grid_class,
                  knn=inp.complex.knn.cpu().numpy().astype(np.int32), high_step=high_step, low_step=low_step,
-                 recon_predictions=recon_probs.argmax(1).astype(np.int64))
+                 recon_predictions=recon_probs.argmax(1).astype(np.int64),
+                 class_colors=colors)  # the map's palette (results.py repaints a map whose palette differs)
         save_npz(tmp / "model.npz", **model.arrays())
         write_json(tmp / "model.json", model.describe())
         write_json(tmp / "metrics.json", metrics)

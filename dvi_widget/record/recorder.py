@@ -19,6 +19,7 @@ from ..progress import Progress, track
 from .features import Inputs, as_matrix, check_finite, extract, module_device, resolve_features
 from ..store.heads import describe_head, save_head
 from ..store import lock as writer_lock
+from ..store.fs import RemotePath, run_path
 from ..store.rundir import SPLITS, RunDir, check_clearable, clear_run, is_our_run, label_hash, save_npz, write_json
 from .thumbnails import make_thumbnails
 
@@ -110,7 +111,7 @@ class Recorder:
                     (thumbs.ndim == 4 and thumbs.shape[3] != 3):
                 raise DVIError(f"images must be uint8 thumbnails (N, h, w) or (N, h, w, 3) with N={n}, "
                                f"got {thumbs.dtype} {thumbs.shape}")
-        self.path = Path(path)
+        self.path = run_path(path)   # a local folder or an fsspec URL (a bad scheme is named here)
         self.labels, self.classes, self.batch_size, self.seed = labels, classes, batch_size, seed
         self.boundary_cap = boundary_cap
         self.fit_options = dict(fit_options or {})
@@ -237,7 +238,8 @@ class Recorder:
         before the first checkpoint is read.
         """
         self._check_open()
-        files = [Path(f) for f in files]
+        files = [run_path(f) if isinstance(f, str) else f for f in files]   # local paths or fsspec URLs
+        files = [f if isinstance(f, RemotePath) else Path(f) for f in files]
         if not files:
             raise DVIError("capture_checkpoints got no checkpoint files")
         for f in files:
@@ -263,7 +265,11 @@ class Recorder:
         for f, e in zip(track(files, "checkpoints", unit="checkpoint", enabled=self.progress), epochs):
             model = build_model()
             try:
-                state = torch.load(f, map_location="cpu", weights_only=True)
+                if isinstance(f, RemotePath):
+                    with f.open("rb") as fh:
+                        state = torch.load(fh, map_location="cpu", weights_only=True)
+                else:
+                    state = torch.load(f, map_location="cpu", weights_only=True)
             except Exception as exc:  # torch raises many types for damaged files
                 raise DVIError(f"cannot load checkpoint {f}: {exc}") from None
             if isinstance(state, dict):
