@@ -167,6 +167,23 @@ def test_a_driver_killed_mid_fit_leaves_finished_epochs_and_the_next_fit_resumes
     assert_same_run(local, on_ray)
 
 
+def test_the_cli_resumes_a_locally_fitted_run_on_ray_from_its_last_fit_on_disk(cluster, recorded_pair, capsys):
+    """Epochs 3-4 of a local fit lost: `dvi-widget fit --executor ray` fits them, epoch 3's link
+    warm-started from epoch 2's fit read from disk, and the run equals the whole local fit."""
+    from dvi_widget.cli import main
+    local, on_ray = recorded_pair
+    dvi.fit(local, progress=False, threads=1, **TINY_FIT)
+    shutil.rmtree(on_ray)
+    shutil.copytree(local, on_ray)
+    for e in (3, 4):
+        shutil.rmtree(on_ray / "fits" / f"{e:06d}")
+    kept = {e: snapshot(on_ray / "fits" / f"{e:06d}") for e in (1, 2)}
+    assert main(["fit", str(on_ray), "--executor", "ray"]) == 0
+    assert "stab_spearman" in capsys.readouterr().out
+    assert {e: snapshot(on_ray / "fits" / f"{e:06d}") for e in (1, 2)} == kept
+    assert_same_run(local, on_ray)
+
+
 @pytest.fixture
 def checkpoints(tmp_path):
     """Four saved SmallCNN state dicts (different seeds), named by epoch."""
