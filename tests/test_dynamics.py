@@ -134,6 +134,7 @@ def test_without_pandas_the_table_is_a_dict_of_the_same_arrays(small_run):
     table = small_run.dynamics(pandas=False, progress=False)
     assert isinstance(table, Table) and isinstance(table, dict)
     assert table.attrs == df.attrs and table.n_rows == small_run.n
+    assert len(table) == len(df) == small_run.n       # rows, as a DataFrame counts them
     np.testing.assert_array_equal(table["sample"], np.arange(small_run.n))
     for name in DYNAMICS_COLUMNS:
         assert isinstance(table[name], np.ndarray)

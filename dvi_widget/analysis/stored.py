@@ -109,8 +109,8 @@ def nearest_neighbour_distances(vis, epoch: int) -> np.ndarray | None:
         if knn is not None and len(knn) == len(h) and knn.shape[1] > 0:
             first = knn[:, 0]
         else:
-            from ..engine.knn import exact_knn
+            from ..engine.knn import knn_graph as build_knn   # exact up to 50k samples, pynndescent beyond
             import torch
-            first = exact_knn(torch.from_numpy(h), 1)[0][:, 0].numpy()
+            first = build_knn(torch.from_numpy(h), 1)[0][:, 0].numpy()
         return np.sort(np.linalg.norm(h - h[first], axis=1))
     return cached(vis, ("nn1", epoch), id(h), load)

@@ -22,6 +22,10 @@ class Table(dict):
     def n_rows(self) -> int:
         return len(next(iter(self.values()))) if dict.__len__(self) else 0
 
+    def __len__(self) -> int:
+        """The number of rows, as ``len(DataFrame)`` gives (``len(table.keys())`` counts columns)."""
+        return self.n_rows
+
     def __repr__(self) -> str:
         return f"Table({self.n_rows} rows: {', '.join(self.keys())}; {self.attrs})"
 
