@@ -18,15 +18,7 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from harness import (  # noqa: E402
-    launch_browser,
-    make_workdir,
-    open_notebook,
-    remove_workdir,
-    run_all_cells,
-    start_server,
-    write_notebook,
-)
+from harness import lab_session, notebook_page  # noqa: E402
 
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
@@ -38,11 +30,8 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, default=50_000, help="points of the synthetic picture")
     args = ap.parse_args()
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
-    work = make_workdir("dvi-shots-")
-    server = start_server("lab", work)
     cells = {
         "10k": ("import dvi_widget as dvi\n"
                 f"vis = dvi.Visualization({str(args.run.resolve())!r})\n"
@@ -54,37 +43,29 @@ def main() -> None:
                                         "w"),
     }
     written = []
-    try:
-        with sync_playwright() as p:
-            browser = launch_browser(p)
-            for name, code in cells.items():
-                write_notebook(server.root / f"shot-{name}.ipynb", [code])
-                page = browser.new_page(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-                open_notebook(page, server, f"shot-{name}.ipynb", workspace=f"shot{name}")
-                run_all_cells(page, timeout_ms=600_000)
-                root = page.locator(".dvi-root").first
-                root.wait_for(timeout=120_000)
-                for theme, label in THEMES.items():
-                    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{ theme: {label!r} }})")
-                    page.wait_for_function(
-                        f"() => document.body.dataset.jpThemeName === {label!r}", timeout=60_000)
-                    page.wait_for_timeout(1500)  # the theme's CSS applies, the widget redraws
-                    page.wait_for_function(
-                        "() => { const r = document.querySelector('.dvi-root'); return r && r.dataset.drawnEpoch; }",
-                        timeout=60_000)
-                    page.mouse.move(5, 5)  # no hover ring in the picture
-                    path = args.out / f"map-{name}-{theme}.png"
-                    root.screenshot(path=str(path))
-                    img = Image.open(path).convert("RGB")
-                    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-                        path, optimize=True)
-                    written.append(path)
-                page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', { theme: 'JupyterLab Light' })")
-                page.close()
-            browser.close()
-    finally:
-        server.stop()
-        remove_workdir(work)
+    with lab_session("dvi-shots-") as (server, browser):
+        for name, code in cells.items():
+            page = notebook_page(browser, server, f"shot-{name}.ipynb", [code], workspace=f"shot{name}",
+                                 viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+            root = page.locator(".dvi-root").first
+            root.wait_for(timeout=120_000)
+            for theme, label in THEMES.items():
+                page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{ theme: {label!r} }})")
+                page.wait_for_function(
+                    f"() => document.body.dataset.jpThemeName === {label!r}", timeout=60_000)
+                page.wait_for_timeout(1500)  # the theme's CSS applies, the widget redraws
+                page.wait_for_function(
+                    "() => { const r = document.querySelector('.dvi-root'); return r && r.dataset.drawnEpoch; }",
+                    timeout=60_000)
+                page.mouse.move(5, 5)  # no hover ring in the picture
+                path = args.out / f"map-{name}-{theme}.png"
+                root.screenshot(path=str(path))
+                img = Image.open(path).convert("RGB")
+                img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+                    path, optimize=True)
+                written.append(path)
+            page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', { theme: 'JupyterLab Light' })")
+            page.close()
     for path in written:
         print(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}  {path.stat().st_size // 1024} kB")
 

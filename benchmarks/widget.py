@@ -31,16 +31,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from harness import (  # noqa: E402
-    kernel_exec,
-    launch_browser,
-    make_workdir,
-    open_notebook,
-    remove_workdir,
-    run_all_cells,
-    start_server,
-    write_notebook,
-)
+from harness import kernel_exec, lab_session, open_notebook, run_all_cells, write_notebook  # noqa: E402
 
 
 def q(values, p):
@@ -70,23 +61,13 @@ def main() -> None:
         epochs = args.epochs
     else:
         ap.error("--epochs takes one value or one per --points value")
-    from playwright.sync_api import sync_playwright
-
-    work = make_workdir("dvi-bench-")
-    server = start_server("lab", work)
     all_results = []
-    try:
-        with sync_playwright() as p:
-            browser = launch_browser(p)
-            for j, (n, e) in enumerate(zip(sizes, epochs)):
-                r = measure(browser, server, n, e, args.map, bytes_per_epoch=(j == 0))
-                print(table(r), flush=True)
-                print(flush=True)
-                all_results.append(r)
-            browser.close()
-    finally:
-        server.stop()
-        remove_workdir(work)
+    with lab_session("dvi-bench-") as (server, browser):
+        for j, (n, e) in enumerate(zip(sizes, epochs)):
+            r = measure(browser, server, n, e, args.map, bytes_per_epoch=(j == 0))
+            print(table(r), flush=True)
+            print(flush=True)
+            all_results.append(r)
     print(summary(all_results))
     if args.json:
         args.json.write_text(json.dumps(all_results, indent=2))

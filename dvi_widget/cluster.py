@@ -97,6 +97,19 @@ class RayCluster:
             raise DVIError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
         return ray
 
+    def check_reachable(self, *paths) -> None:
+        """A DVIError when a path lives only in this process (``memory://``): Ray workers cannot reach it."""
+        for p in paths:
+            if getattr(p, "protocol", None) == "memory":
+                raise DVIError(f"{p} is in this process's memory (fsspec memory://); Ray workers run in other "
+                               f"processes and cannot reach it. Put the run on storage every worker reaches "
+                               f"(a local path on one machine, a shared file system, or an object store URL)")
+
+    @staticmethod
+    def task_path(p):
+        """How a task gets a path: a local path made absolute (workers may start elsewhere), a URL as it is."""
+        return os.path.abspath(os.fspath(p)) if isinstance(p, (str, os.PathLike)) else p
+
     def check_device(self, device: str) -> str:
         """The device string tasks resolve on their worker (checked here, before any work)."""
         if str(device) not in ("auto", "cpu", "cuda"):

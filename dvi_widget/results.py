@@ -17,8 +17,9 @@ import torch
 from .errors import DVIError, RunFileError, unknown_epoch
 from .store.heads import load_head
 from .engine.metrics import stab_spearman
-from .palette import class_colors
+from .palette import class_colors, legacy_class_colors, recolor_map
 from .store.atomic import write_manifest
+from .store.fs import RemotePath, is_url, run_path
 from .store.rundir import RunDir, load_json, load_npz
 from .engine.vismodel import VisModel, batched, load_vismodel
 
@@ -47,6 +48,7 @@ class Visualization:
     _CACHE_EPOCHS = 8
 
     def __init__(self, path: str | os.PathLike):
+        """``path``: a run directory, local or an fsspec URL (``memory://``, ``file://``, ``s3://``...)."""
         self.run = RunDir(path)
         self.path = self.run.path
         self._labels = self.run.labels()
@@ -127,7 +129,24 @@ class Visualization:
 
     def _fit(self, epoch) -> dict[str, np.ndarray]:
         e = self._check(epoch)
-        return self._cached(("fit", e), lambda: load_npz(self.run.fit_dir(e) / "fit.npz", _FIT_ARRAYS))
+        return self._cached(("fit", e), lambda: self._load_fit(e))
+
+    def _load_fit(self, e) -> dict[str, np.ndarray]:
+        """An epoch's fit arrays, its map in today's class colours (dvi_widget/palette.py).
+
+        fit.npz records the palette its map was painted with (``class_colors``); fits written
+        before it did used ``legacy_class_colors``. A map painted with other colours than
+        ``self.colors`` is repainted here, so the map and the points always agree."""
+        path = self.run.fit_dir(e) / "fit.npz"
+        fit = load_npz(path, _FIT_ARRAYS)
+        C = len(self.classes)
+        try:
+            painted = load_npz(path, ("class_colors",))["class_colors"]
+        except RunFileError:  # written before fits recorded their palette
+            painted = legacy_class_colors(C)
+        if painted.shape == (C, 3):
+            fit["background"] = recolor_map(fit["background"], fit["grid_class"], painted, class_colors(C))
+        return fit
 
     def _outputs(self, epoch) -> dict[str, np.ndarray]:
         e = self._check(epoch)
@@ -228,10 +247,14 @@ class Visualization:
         """Copy the run's results to ``path`` (a folder), without the bulky high-D features.
 
         ``Visualization.load(path)`` reopens it; project/inverse/maps keep working, only
-        ``features()`` needs the original run.
+        ``features()`` needs the original run. The run read may be an fsspec URL; ``path``
+        is a local folder.
         """
+        if is_url(path) or isinstance(path, RemotePath):
+            raise DVIError(f"cannot save to {path}: Visualization.save writes a local folder; to keep a run "
+                           f"on shared storage, record and fit it there (dvi.Recorder / dvi.fit take a URL)")
         dest = Path(path)
-        if dest.resolve() == self.path.resolve():
+        if isinstance(self.path, Path) and dest.resolve() == self.path.resolve():
             return dest
         if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
             raise DVIError(f"cannot save to {dest}: it is a file or a link; give a new folder")
@@ -245,7 +268,9 @@ class Visualization:
             for rel in files:
                 target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path / rel, "rb", opener=_no_follow) as src, open(target, "xb") as out:
+                src_path = self.path / rel
+                with (src_path.open("rb") if isinstance(src_path, RemotePath) else
+                      open(src_path, "rb", opener=_no_follow)) as src, open(target, "xb") as out:
                     shutil.copyfileobj(src, out)
             for e in self._epochs:   # the saved capture folders lack features.npz: list what they hold
                 write_manifest(tmp / "epochs" / self.run.epoch_dir(e).name)
@@ -284,8 +309,8 @@ class Visualization:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Visualization":
-        """Open a saved Visualization (or a fitted run directory)."""
-        path = Path(path)
+        """Open a saved Visualization (or a fitted run directory), local or an fsspec URL."""
+        path = run_path(path)
         if not (path / "meta.json").exists():
             raise RunFileError(path / "meta.json", "not a saved dvi_widget Visualization (missing run file)")
         return cls(path)

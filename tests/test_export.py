@@ -342,6 +342,9 @@ def test_nbconvert_page_shows_the_widget(small_run, tmp_path, chromium, cdn_file
         assert _app(page, "app.store.numbers()") == small_run.epochs, "every epoch is in the saved state"
         assert page.locator(".dvi-sel-count").inner_text() == f"{len(range(0, 1000, 7))} selected"
         assert page.locator(".dvi-legend-item").count() == len(small_run.classes)
+        # the static picture beside the live view (for pages without the manager) is hidden
+        assert page.locator(".dvi-static").count() == 1
+        page.wait_for_function("!document.querySelector('.dvi-static').checkVisibility()", timeout=10_000)
         _shot(page, "nbconvert")
         assert any("html-manager" in u for u in log["requests"]), "the page loads the manager from its CDN"
     finally:
@@ -389,15 +392,19 @@ def test_nbconvert_page_offline_shows_the_static_picture_and_how_to_get_the_live
 
     The widget's output carries a PNG of its view beside the widget view. nbconvert shows it when
     the notebook has no widget state (JupyterLab saves none unless "Save Widget State
-    Automatically" is on), or when the state is left out of the conversion
-    (`--ClearMetadataPreprocessor.enabled=True`); the page opens with every request refused.
+    Automatically" is on), when it has widget state (the page's widget view stays empty without
+    the network: the picture is an output of its own for this), or when the state is left out of
+    the conversion (`--ClearMetadataPreprocessor.enabled=True`); the page opens with every request
+    refused.
     """
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import ClearMetadataPreprocessor
 
     nb = _executed_notebook(small_run, list(range(0, 1000, 9)))
-    out = nb.cells[0].outputs[-1]
-    assert {"application/vnd.jupyter.widget-view+json", "image/png", "text/html", "text/plain"} <= set(out["data"])
+    picture, live = nb.cells[0].outputs  # the picture is an output of its own, then the live view
+    assert {"image/png", "text/html", "text/plain"} == set(picture["data"])
+    assert {"application/vnd.jupyter.widget-view+json", "text/plain"} == set(live["data"])
+    out = picture
     # the picture is the widget's view: its epoch, its selection drawn on top
     from PIL import Image
     import base64
@@ -413,7 +420,15 @@ def test_nbconvert_page_offline_shows_the_static_picture_and_how_to_get_the_live
     (tmp_path / "nbconvert-no-state.html").write_text(body, encoding="utf-8")
     _static_picture_shows(chromium, tmp_path / "nbconvert-no-state.html", small_run.epochs[1])
 
-    # 2. with the state in the notebook, left out of the conversion
+    # 2. saved with widget state (nbclient's store_widget_state, JupyterLab's "Save Widget State
+    # Automatically"): the page shows the widget view's output, which stays empty offline, and the picture
+    assert "widgets" in nb["metadata"]
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    assert 'type="application/vnd.jupyter.widget-view+json"' in body
+    (tmp_path / "nbconvert-with-state.html").write_text(body, encoding="utf-8")
+    _static_picture_shows(chromium, tmp_path / "nbconvert-with-state.html", small_run.epochs[1])
+
+    # 3. with the state in the notebook, left out of the conversion
     exporter = HTMLExporter()
     exporter.register_preprocessor(ClearMetadataPreprocessor(enabled=True), enabled=True)
     body, _ = exporter.from_notebook_node(nb)

@@ -136,6 +136,61 @@ def test_snapshot_follows_view_and_filters(small_run, tmp_path):
     assert (np.asarray(c).sum(axis=2) < 150).sum() == 0  # no point outlines at all
 
 
+def _spread_samples(vis, epoch, size, count=8):
+    """`count` correctly classified samples far from each other on the map, with their pixels."""
+    cx, cy, k = fit_view(vis.extent, *size)
+    pts = vis.embedding(epoch)
+    ok = np.flatnonzero(vis.predictions(epoch) == vis.labels)
+    chosen = [int(ok[0])]
+    while len(chosen) < count:
+        d = np.min(np.linalg.norm(pts[ok][:, None] - pts[chosen][None], axis=2), axis=1)
+        chosen.append(int(ok[int(d.argmax())]))
+    xy = [(int(round((pts[i, 0] - cx) * k + size[0] / 2)), int(round((cy - pts[i, 1]) * k + size[1] / 2)))
+          for i in chosen]
+    return np.array(chosen), xy
+
+
+def test_snapshot_and_gif_colour_by_a_training_statistic_and_filter_by_its_range(small_run, tmp_path):
+    """Leftover of the analysis issue: pictures ignored the dynamics colouring and range filter."""
+    from dvi_widget.outputs.pictures import stat_colors
+
+    size, e = (320, 320), small_run.epochs[-1]
+    idx, xy = _spread_samples(small_run, e, size)
+    aum = np.asarray(small_run.dynamics(pandas=False, progress=False)["aum"], dtype=np.float64)
+    kw = dict(size=size, indices=idx, point_radius=4, point_opacity=1.0, legend=False, scale=1)
+    img = np.asarray(render(small_run, e, color_by="aum", **kw), dtype=int)
+    want = stat_colors(aum[idx]).astype(int)   # viridis over the drawn samples' range, as the page
+    got = np.array([img[y, x] for x, y in xy])
+    assert np.abs(got - want).max() <= 2
+    assert len({tuple(c) for c in want}) > 3    # not one flat colour
+    by_label = np.array([np.asarray(render(small_run, e, **kw), dtype=int)[y, x] for x, y in xy])
+    assert np.abs(by_label - small_run.colors[small_run.labels[idx]].astype(int)).max() <= 2
+
+    # the range filter: samples below the median AUM are not drawn (the map shows where they were)
+    cut = float(np.median(aum[idx]))
+    filt = np.asarray(render(small_run, e, color_by="aum", dynamics_filter={"column": "aum", "min": cut, "max": None},
+                             **kw), dtype=int)
+    for (x, y), v, c in zip(xy, aum[idx], want):
+        drawn = np.abs(filt[y, x] - c).max() <= 2
+        assert drawn == (v >= cut), (v, cut)
+
+    # the widget's snapshot and a GIF follow the same colouring
+    w = DVIWidget(small_run)
+    w.epoch = e
+    w.color_by = "aum"
+    w.dynamics_filter = {"column": "aum", "min": cut, "max": None}
+    lab = np.asarray(Image.open(w.snapshot(tmp_path / "aum.png", size=size, title=False, legend=False)))
+    w.dynamics_filter = {}
+    w.color_by = "label"
+    plain = np.asarray(Image.open(w.snapshot(tmp_path / "label.png", size=size, title=False, legend=False)))
+    assert not np.array_equal(lab, plain)
+    frames = gif_frames(small_run, [e], size=(200, 200), color_by="aum", title=False, legend=False)
+    frames_label = gif_frames(small_run, [e], size=(200, 200), title=False, legend=False)
+    assert not np.array_equal(np.asarray(frames[0]), np.asarray(frames_label[0]))
+    with pytest.raises(DVIError, match="color_by must be one of"):
+        render(small_run, e, color_by="bogus", size=(64, 64))
+
+
 def test_snapshot_unwritable_path(small_run, tmp_path):
     w = DVIWidget(small_run)
     with pytest.raises(DVIError, match="does not exist"):

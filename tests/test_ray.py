@@ -269,3 +269,13 @@ def test_ray_fit_options_are_checked_before_any_work(recorded_pair):
     with pytest.raises(dvi.DVIError, match="cpus_per_task"):
         dvi.RayExecutor(cpus_per_task=-1)
     assert run_files(path) == before
+
+
+def test_a_run_in_this_process_memory_is_refused_on_ray(digits_head):
+    """fsspec's memory:// lives in the driver process: Ray workers could not see it."""
+    pytest.importorskip("ray")
+    X, y, head = digits_head
+    url = "memory://dvi-ray-test/run"
+    record_features(url, [(1, X[:120])], y[:120], head)
+    with pytest.raises(dvi.DVIError, match="memory.*cannot reach it"):
+        dvi.fit(url, progress=False, executor="ray", **TINY_FIT)

@@ -383,3 +383,17 @@ def test_select_of_ten_million_fails_fast_with_a_clear_message(vis):
     assert w.selected == [2, 5]
     w.select({7, 1})
     assert w.selected == [1, 7]
+
+
+def test_saved_state_keeps_the_statistic_colouring_its_range_filter_and_point_style(small_run, tmp_path):
+    """Leftover of the analysis issue: save_state dropped dynamics_filter (and the point style)."""
+    w = DVIWidget(small_run)
+    w.color_by = "aum"
+    w.dynamics_filter = {"column": "aum", "min": 0.1, "max": None}
+    w.point_size = 1.5
+    w.point_opacity = 0.6
+    path = w.save_state(tmp_path / "s.json")
+    w2 = DVIWidget.load_state(path, small_run)
+    assert w2.color_by == "aum"
+    assert w2.dynamics_filter == w.dynamics_filter
+    assert (w2.point_size, w2.point_opacity) == (1.5, 0.6)

@@ -24,7 +24,6 @@ a driver killed mid-fit leaves every finished epoch in place and the next ``dvi.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,9 @@ class LocalExecutor:
     """Every stage in this process, one epoch after another (the default, ``executor="local"``)."""
 
     name = "local"
+
+    def check_reachable(self, *paths) -> None:
+        """Every path this process reaches will do."""
 
     def check_device(self, device: str) -> Any:
         from .fitting import resolve_device
@@ -66,7 +68,7 @@ class RayExecutor(RayCluster):
         ray = self.connect()
         opts = self.task_options(ray, device, threads)
         window = self._window(ray, opts)
-        path = os.path.abspath(os.fspath(run.path))
+        path = self.task_path(run.path)
         prepare = ray.remote(_prepare_task).options(num_returns=2, **opts)
         project = ray.remote(_project_task).options(num_returns=2, **opts)
         finish = ray.remote(_finish_task).options(**opts)
@@ -126,7 +128,7 @@ def _in_task(threads: float, device: str) -> torch.device:
     return resolve_device(device)
 
 
-def _prepare_task(path: str, epoch: int, cfg, device: str, threads: float):
+def _prepare_task(path, epoch: int, cfg, device: str, threads: float):
     """-> (EpochInput on the CPU, seconds)."""
     from ..store.rundir import RunDir
     from .fitting import prepare_epoch
@@ -135,7 +137,7 @@ def _prepare_task(path: str, epoch: int, cfg, device: str, threads: float):
     return to_device(prepare_epoch(RunDir(path), epoch, cfg, dev), "cpu"), time.perf_counter() - t
 
 
-def _project_task(path: str, inp, prev_inp, prev_link, disk_prev: int | None, cfg, device: str, threads: float):
+def _project_task(path, inp, prev_inp, prev_link, disk_prev: int | None, cfg, device: str, threads: float):
     from ..store.rundir import RunDir
     from .fitting import load_previous, previous_of, project_epoch
     t = time.perf_counter()
@@ -150,7 +152,7 @@ def _project_task(path: str, inp, prev_inp, prev_link, disk_prev: int | None, cf
     return to_device(link, "cpu"), time.perf_counter() - t
 
 
-def _finish_task(path: str, inp, link, cfg, device: str, threads: float, prep_s: float = 0.0,
+def _finish_task(path, inp, link, cfg, device: str, threads: float, prep_s: float = 0.0,
                  link_s: float = 0.0) -> dict:
     """Writes the fit folder (``info.json``'s seconds: this epoch's three stages); -> its metrics."""
     from ..store.rundir import RunDir

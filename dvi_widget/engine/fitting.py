@@ -193,7 +193,8 @@ def finish_epoch(run: RunDir, inp: EpochInput, link: Link, cfg: FitConfig, devic
                  boundary_embedding=link.boundary_embedding.cpu().numpy().astype(np.float32),
                  extent=np.asarray(extent, np.float64), background=background, grid_class=grid_class,
                  knn=inp.complex.knn.cpu().numpy().astype(np.int32), high_step=high_step, low_step=low_step,
-                 recon_predictions=recon_probs.argmax(1).astype(np.int64))
+                 recon_predictions=recon_probs.argmax(1).astype(np.int64),
+                 class_colors=colors)  # the map's palette (results.py repaints a map whose palette differs)
         save_npz(tmp / "model.npz", **model.arrays())
         write_json(tmp / "model.json", model.describe())
         write_json(tmp / "metrics.json", metrics)
@@ -299,6 +300,7 @@ def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str 
             raise DVIError(f"fit option {name} must be True or False, got {v!r}")
     cfg = resolve_config(config, preset, options, None if refit else stored)
     ex = resolve_executor(executor, ray_address)
+    ex.check_reachable(rd.path)
     dev = ex.check_device(device)
     n_threads = choose_threads(threads)
     if stored is not None and not refit:

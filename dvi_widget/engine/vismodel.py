@@ -128,8 +128,8 @@ def load_vismodel(folder: Path) -> VisModel:
     The description's sizes are checked against the stored arrays before anything is allocated,
     so a tampered ``model.json`` cannot make the loader build a huge model.
     """
-    from ..store.rundir import load_json, load_npz
-    folder = Path(folder)
+    from ..store.rundir import _file, load_json, load_npz
+    folder = _file(folder)   # a Path, or a store.fs.RemotePath for runs on fsspec file systems
     desc = load_json(folder / "model.json")
     try:
         dim, width, depth = (int(desc[k]) for k in ("dim", "width", "depth"))

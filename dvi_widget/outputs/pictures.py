@@ -221,6 +221,53 @@ def composite(image: np.ndarray, parts: list) -> None:
     flat[upix] = flat[upix] * keep[:, None] + added
 
 
+#: Colour of a statistic with no value (NaN): js/src/dynamics.js MISSING_RGB.
+MISSING_RGB = (158, 158, 158)
+CLASS_MODES = ("label", "prediction", "correct")
+
+
+@functools.lru_cache(maxsize=1)
+def _viridis() -> np.ndarray:
+    """(256, 3) uint8: matplotlib's viridis as bokeh ships it, the table js/src/dynamics.js holds."""
+    from bokeh.palettes import Viridis256
+    return np.array([_rgb(h) for h in Viridis256], dtype=np.uint8)
+
+
+def stat_colors(values: np.ndarray) -> np.ndarray:
+    """(n, 3) uint8: a statistic on viridis over its finite [min, max] (equal ends widened by 0.5),
+    NaN grey, as js/src/dynamics.js (finiteRange, statColors) colours the points."""
+    v = np.asarray(values, dtype=np.float64)
+    fin = np.isfinite(v)
+    lo, hi = (float(v[fin].min()), float(v[fin].max())) if fin.any() else (0.0, 1.0)
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    t = np.clip((np.where(fin, v, lo) - lo) / (hi - lo), 0, 1)
+    k = np.floor(t * 255 + 0.5).astype(np.int64)  # Math.round
+    out = _viridis()[k]
+    out[~fin] = MISSING_RGB
+    return out
+
+
+def _dynamics_column(vis: Any, name: str, shown: np.ndarray, dynamics: Any) -> np.ndarray:
+    """Column ``name`` of the training dynamics for the drawn samples: from ``dynamics`` (a mapping
+    of columns aligned with ``shown``) or computed with ``vis.dynamics()``."""
+    if dynamics is not None:
+        if name not in dynamics:
+            raise DVIError(f"no training-dynamics column {name!r}; there are {sorted(dynamics)}")
+        col = np.asarray(dynamics[name], dtype=np.float64)
+        if col.shape != shown.shape:
+            raise DVIError(f"dynamics column {name!r} has {col.shape[0]} values for {len(shown)} drawn samples")
+        return col
+    from ..analysis.dynamics import DYNAMICS_COLUMNS
+    names = list(DYNAMICS_COLUMNS)
+    if name not in names:
+        raise DVIError(f"color_by must be one of {list(CLASS_MODES) + names}, got {name!r}")
+    if not hasattr(vis, "dynamics"):
+        raise DVIError(f"color_by={name!r} needs training dynamics, which {type(vis).__name__} does not have")
+    table = vis.dynamics(pandas=False, progress=False)
+    return np.asarray(table[name], dtype=np.float64)[shown]
+
+
 def _point_colors(colors: np.ndarray, mode: str, labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
     if mode == "prediction":
         return colors[pred]
@@ -264,7 +311,7 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
            only_misclassified: bool = False, only_flipped: bool = False, trails: bool = False,
            point_radius: float | None = None, point_size: float = 1.0, point_opacity: float | None = None,
            title: str | None = None, legend: bool = True, scale: int = 2,
-           map_fill: str | None = None) -> Image.Image:
+           map_fill: str | None = None, dynamics: Any = None, dynamics_filter: dict | None = None) -> Image.Image:
     """One picture of ``epoch``: map, points, selection; returns an RGB PIL image.
 
     ``size`` is the map's size in pixels (CSS px of the widget's map; a title line above and a
@@ -273,6 +320,12 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
     multiplies it, ``point_opacity`` replaces the automatic alpha (as the widget's traits do);
     ``scale`` is the device pixel ratio (2 draws at twice the resolution and scales down, for
     smooth pictures; 1 draws exactly as a browser at devicePixelRatio 1).
+
+    ``color_by`` is "label", "prediction", "correct" or a training-dynamics column ("aum",
+    "confidence", ... as ``vis.dynamics()`` names them), drawn on viridis as the widget does;
+    ``dynamics_filter`` ({column, min, max}, None ends open) hides points whose statistic lies
+    outside [min, max] (NaN never passes). ``dynamics`` (a mapping of columns aligned with the
+    drawn samples) saves computing ``vis.dynamics()``.
     """
     epochs = list(vis.epochs)
     if epoch not in epochs:
@@ -299,7 +352,17 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
     ok = visible_mask(lab, is_test, pred, prev, split=split, hidden=list(hidden),
                       only_misclassified=only_misclassified, only_flipped=only_flipped)
     colors = np.asarray(vis.colors, dtype=np.uint8).reshape(-1, 3)
-    pc = _point_colors(colors, color_by, lab, pred).astype(np.float64)
+    if color_by in CLASS_MODES:
+        pc = _point_colors(colors, color_by, lab, pred).astype(np.float64)
+    else:
+        pc = stat_colors(_dynamics_column(vis, str(color_by), shown, dynamics)).astype(np.float64)
+    dyn_filter = dynamics_filter or {}
+    if dyn_filter.get("column"):
+        v = _dynamics_column(vis, str(dyn_filter["column"]), shown, dynamics)
+        lo = -np.inf if dyn_filter.get("min") is None else float(dyn_filter["min"])
+        hi = np.inf if dyn_filter.get("max") is None else float(dyn_filter["max"])
+        with np.errstate(invalid="ignore"):
+            ok &= (v >= lo) & (v <= hi)  # NaN never passes
     sel = np.zeros(n, dtype=bool)
     sel_idx = np.asarray(list(selected), dtype=np.int64)
     if sel_idx.size:
@@ -434,6 +497,7 @@ def widget_picture(w: "DVIWidget", *, size: tuple[int, int] | None = None, title
     if size is None:
         size = (int(width), max(16, int(round(width / map_aspect(extent)))))
     opacity = getattr(w, "point_opacity", None)
+    dyn = _widget_dynamics(w)
     return render(
         vis, int(epoch), size=size, view=dict(getattr(w, "view", {}) or {}),
         extent=extent, selected=list(w.selected),
@@ -444,7 +508,24 @@ def widget_picture(w: "DVIWidget", *, size: tuple[int, int] | None = None, title
         only_flipped=bool(getattr(w, "only_flipped", False)), trails=bool(getattr(w, "show_trails", False)),
         point_size=float(getattr(w, "point_size", 1.0) or 1.0),
         point_opacity=float(opacity) if isinstance(opacity, (int, float)) and opacity > 0 else None,
-        title=_title(vis, int(epoch)) if title else None, legend=legend, scale=scale)
+        title=_title(vis, int(epoch)) if title else None, legend=legend, scale=scale,
+        dynamics=dyn, dynamics_filter=dict(getattr(w, "dynamics_filter", {}) or {}))
+
+
+def _widget_dynamics(w: "DVIWidget") -> dict | None:
+    """The training-dynamics columns the widget sent the page (trait ``dynamics``, (K, n) float32
+    for its displayed samples), so its picture colours and filters by the same values; None when
+    the widget has none (then a picture asking for a statistic computes ``vis.dynamics()``)."""
+    info = getattr(w, "dynamics_info", None) or {}
+    raw = getattr(w, "dynamics", b"") or b""
+    cols = list(info.get("columns") or [])
+    if not cols or not raw:
+        return None
+    arr = np.frombuffer(bytes(raw), dtype="<f4")
+    if arr.size % len(cols):
+        return None
+    arr = arr.reshape(len(cols), -1)
+    return dict(zip(cols, arr))
 
 
 def snapshot(w: "DVIWidget", path: str | os.PathLike, *, size: tuple[int, int] | None = None, title: bool = True,
@@ -553,3 +634,32 @@ def fallback_bundle(w: "DVIWidget", bundle: Any) -> tuple[dict, dict]:
         f'<p class="dvi-static-note">{_html.escape(line)}</p></div>')
     data["text/plain"] = line
     return data, metadata
+
+
+#: The live view's text where the widget manager is missing, when the picture is an output of its own.
+LIVE_LINE = ("dvi_widget live map: it needs the widget manager and a running kernel (the static picture "
+             "beside it shows epoch {epoch}).")
+
+
+def static_outputs(w: "DVIWidget", bundle: Any) -> list[tuple[dict, dict]]:
+    """The widget's display in IPython as two outputs: the static picture of ``w``'s view
+    (``image/png``, ``text/html`` with the line on how to get the live map, ``text/plain``), then
+    the live view (``bundle``, anywidget's widget-view data, with a ``text/plain`` line).
+
+    Why two: nbconvert's HTML page shows one MIME type per output, the widget view when the
+    notebook was saved with widget state; offline that view stays empty, so the picture travels as
+    an output of its own. Front ends whose widget manager renders the live view hide the picture
+    (js/src/index.js looks for ``.dvi-static`` in the same cell's outputs). Before the first epoch
+    of a live view there is no picture: the live view alone.
+    """
+    full, full_meta = fallback_bundle(w, bundle)
+    data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+    live = dict(data or {})
+    if "image/png" not in full:
+        if "text/plain" in full:
+            live["text/plain"] = full["text/plain"]
+        return [(live, dict(metadata or {}))]
+    live["text/plain"] = LIVE_LINE.format(epoch=w.epoch)
+    picture = {k: full[k] for k in ("image/png", "text/html", "text/plain")}
+    picture_meta = {k: v for k, v in full_meta.items() if k == "image/png"}
+    return [(picture, picture_meta), (live, dict(metadata or {}))]

@@ -22,8 +22,10 @@ from ..errors import DVIError, RunFileError
 FORMAT = "dvi_widget.state"
 VERSION = 1
 
-#: Widget traits that make up the "filters" part of the state.
-FILTER_TRAITS = ("color_by", "split_filter", "hidden_classes", "only_misclassified", "only_flipped", "show_trails")
+#: Widget traits that make up the "filters" part of the state (applied in this order: the colouring
+#: before the statistic's range filter, which belongs to it).
+FILTER_TRAITS = ("color_by", "split_filter", "hidden_classes", "only_misclassified", "only_flipped", "show_trails",
+                 "dynamics_filter", "point_size", "point_opacity")
 
 
 def widget_state(w: Any) -> dict:
@@ -33,7 +35,7 @@ def widget_state(w: Any) -> dict:
     for name in FILTER_TRAITS:
         if w.has_trait(name):
             v = getattr(w, name)
-            filters[name] = list(v) if isinstance(v, (list, tuple)) else v
+            filters[name] = list(v) if isinstance(v, (list, tuple)) else dict(v) if isinstance(v, dict) else v
     view = dict(getattr(w, "view", {}) or {})
     return {
         "format": FORMAT,

@@ -19,6 +19,7 @@ from ..progress import Progress, track
 from .features import Inputs, as_matrix, check_finite, extract, module_device, resolve_features
 from ..store.heads import describe_head, save_head
 from ..store import lock as writer_lock
+from ..store.fs import RemotePath, run_path
 from ..store.rundir import SPLITS, RunDir, check_clearable, clear_run, is_our_run, label_hash, save_npz, write_json
 from .thumbnails import make_thumbnails
 
@@ -110,7 +111,7 @@ class Recorder:
                     (thumbs.ndim == 4 and thumbs.shape[3] != 3):
                 raise DVIError(f"images must be uint8 thumbnails (N, h, w) or (N, h, w, 3) with N={n}, "
                                f"got {thumbs.dtype} {thumbs.shape}")
-        self.path = Path(path)
+        self.path = run_path(path)   # a local folder or an fsspec URL (a bad scheme is named here)
         self.labels, self.classes, self.batch_size, self.seed = labels, classes, batch_size, seed
         self.boundary_cap = boundary_cap
         self.fit_options = dict(fit_options or {})
@@ -252,7 +253,8 @@ class Recorder:
         from ..cluster import resolve_ray
         self._check_open()
         ray_opts = resolve_ray(executor, ray_address)
-        files = [Path(f) for f in files]
+        files = [run_path(f) if isinstance(f, str) else f for f in files]   # local paths or fsspec URLs
+        files = [f if isinstance(f, RemotePath) else Path(f) for f in files]
         if not files:
             raise DVIError("capture_checkpoints got no checkpoint files")
         for f in files:
@@ -275,6 +277,7 @@ class Recorder:
             raise DVIError(f"epochs {taken} are already recorded in {self.path}; pass replace=True to record "
                            f"them again")
         if ray_opts is not None:
+            ray_opts.check_reachable(self.path, *files)
             return self._capture_checkpoints_ray(ray_opts, build_model, files, features, head, epochs)
         done = []
         for f, e in zip(track(files, "checkpoints", unit="checkpoint", enabled=self.progress), epochs):
@@ -289,7 +292,7 @@ class Recorder:
         opts = ray_opts.task_options(ray, "auto", None)
         job = ray.put(_CaptureJob.of(self))
         build = ray.put(build_model)
-        calls = [(job, build, os.path.abspath(f), features, head, e, opts["num_gpus"] > 0, opts["num_cpus"])
+        calls = [(job, build, ray_opts.task_path(f), features, head, e, opts["num_gpus"] > 0, opts["num_cpus"])
                  for f, e in zip(files, epochs)]
         done = run_tasks(ray_opts, _capture_checkpoint_task, calls, opts, "checkpoints (ray)", "checkpoint",
                          self.progress)
@@ -443,7 +446,11 @@ def _load_checkpoint(build_model: Callable[[], nn.Module], f, features, head):
     """Build the model, load checkpoint ``f`` into it; -> (model, features callable or name, head module)."""
     model = build_model()
     try:
-        state = torch.load(f, map_location="cpu", weights_only=True)
+        if isinstance(f, RemotePath):
+            with f.open("rb") as fh:
+                state = torch.load(fh, map_location="cpu", weights_only=True)
+        else:
+            state = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
         raise DVIError(f"cannot load checkpoint {f}: {exc}") from None
     if isinstance(state, dict):

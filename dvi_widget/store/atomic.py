@@ -8,6 +8,34 @@
 - An epoch folder is built under a temporary name (``.tmp-NNNNNN-*``), closed by
   a ``manifest.json`` listing every file and its size (written last: a folder
   without it is not complete), then renamed into place (:class:`AtomicFolder`).
+
+Where renames are atomic, and where they are not
+-------------------------------------------------
+Local paths and ``file://`` URLs: everything above holds as written (``os.replace``
+is atomic on one local file system).
+
+Every other fsspec file system (``memory://``, ``s3://``, ``gcs://``, ...): there is no
+atomic rename (an object store "renames" by copying and deleting, key by key), so the
+writes never depend on one:
+
+- a single file is written in one piece under a temporary key beside it
+  (``.NAME.<id>.part``) and then moved to its key; a reader sees the old file or the
+  new one (an object appears only when its upload completes), never half of one;
+- an epoch folder is written key by key straight into ``epochs/NNNNNN/`` (or
+  ``fits/NNNNNN/``), and its ``manifest.json``, listing every file with its size, is
+  written LAST. The manifest is the epoch's marker: readers list only epochs that have
+  one, and a fit counts an epoch as fitted only when every file the manifest lists has
+  its listed size. A writer killed mid-epoch leaves an unmarked folder that readers
+  ignore (and never delete); the next writer, under the run's lock, removes it and the
+  epoch is captured or fitted again;
+- replacing an epoch that is already finished (``replace=True``, a refit) first builds
+  the new one completely, with its manifest, under ``.tmp-NNNNNN-<id>/``; then the old
+  epoch's manifest is removed (readers stop listing it), the files are copied over and
+  the manifest is written again. A writer killed in between leaves a complete staged
+  copy that the next writer rolls forward. Not atomic here: a reader that had already
+  listed that epoch and reads its files while they are being copied may get files of
+  both versions (numpy's checks make that an error naming the file, or old and new
+  arrays of the same shape); reopening the run reads the new epoch.
 """
 from __future__ import annotations
 
@@ -23,11 +51,18 @@ from typing import Any, Callable, IO
 import numpy as np
 
 from ..errors import DVIError
+from .fs import RemotePath, run_path
 
 
-def check_target(path: str | os.PathLike) -> Path:
-    """The destination as a Path, or a DVIError saying why it cannot be written."""
-    p = Path(os.fspath(path)).expanduser()
+def check_target(path) -> Path | RemotePath:
+    """The destination as a Path (or RemotePath), or a DVIError saying why it cannot be written."""
+    p = run_path(path) if isinstance(path, (str, RemotePath)) else Path(os.fspath(path)).expanduser()
+    if isinstance(p, RemotePath):
+        if p.local is None:
+            if p.is_dir() and not p.is_file():
+                raise DVIError(f"cannot write {p}: it is a folder; give a file name")
+            return p   # object stores have no folders to check: a key's "folder" need not exist
+        p = p.local
     if p.exists() and p.is_dir():
         raise DVIError(f"cannot write {p}: it is a folder; give a file name")
     parent = p.parent if str(p.parent) else Path(".")
@@ -41,8 +76,15 @@ def check_target(path: str | os.PathLike) -> Path:
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a temporary binary file beside ``path``, then move it to ``path``."""
+    """Call ``write(f)`` on a temporary binary file beside ``path``, then move it to ``path``.
+
+    On a file system without atomic rename (a :class:`RemotePath` that is not local) the
+    bytes are written in one piece under a temporary key and then moved to their key (see
+    the module's docstring); under an epoch writer's folder straight to their key.
+    """
     p = check_target(path)
+    if isinstance(p, RemotePath):
+        return _write_remote(p, write)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     except OSError as e:
@@ -59,6 +101,26 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise DVIError(f"cannot write {p}: {e.strerror or e}") from e
+        raise
+    return p
+
+
+def _write_remote(p: RemotePath, write: Callable[[IO[bytes]], None]) -> RemotePath:
+    import io
+    buf = io.BytesIO()
+    write(buf)
+    data = buf.getvalue()
+    tmp = p if p.direct else p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        p.fs.pipe_file(tmp.path, data)
+        if tmp is not p:
+            p.fs.mv(tmp.path, p.path)
+    except BaseException as e:
+        if tmp is not p:
+            with contextlib.suppress(Exception):
+                tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise DVIError(f"cannot write {p}: {e.strerror or e}") from e
         raise
@@ -93,10 +155,40 @@ def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
 MANIFEST = "manifest.json"
 
 
-def write_manifest(folder: Path) -> None:
+def folder_sizes(folder: Path | RemotePath) -> dict[str, int]:
+    """{file name: size} of the files directly in ``folder`` (one listing on a remote file system)."""
+    if isinstance(folder, RemotePath) and folder.local is None:
+        entries = folder.fs.ls(folder.path, detail=True)
+        return {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e.get("size") or 0)
+                for e in entries if e.get("type") == "file"}
+    folder = folder.local if isinstance(folder, RemotePath) else folder
+    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def write_manifest(folder: Path | RemotePath) -> None:
     """List every file of ``folder`` with its size; written last, it marks the folder complete."""
-    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {k: v for k, v in sorted(folder_sizes(folder).items())
+             if k != MANIFEST and not (k.startswith(".") and k.endswith(".part"))}
     write_json_atomic(folder / MANIFEST, {"files": files})
+
+
+def commit_staged(staged: RemotePath, final: RemotePath) -> None:
+    """Copy a complete staged epoch (``.tmp-*`` with its manifest) over ``final``, then mark it.
+
+    For file systems without atomic rename: ``final``'s manifest goes first (readers stop
+    listing the epoch), then its files, then the staged files are copied in (server-side on
+    object stores) and the manifest is written again, last; the staged folder is removed.
+    Run again after a kill at any point, it finishes the same job (the writer's recovery does).
+    """
+    import json as _json
+    manifest = _json.loads((staged / MANIFEST).read_text())
+    (final / MANIFEST).unlink(missing_ok=True)
+    for old in list(final.iterdir()) if final.exists() else []:
+        old.rmtree() if old.is_dir() else old.unlink(missing_ok=True)
+    for name in manifest["files"]:
+        final.fs.copy((staged / name).path, (final / name).path)
+    final.fs.pipe_file((final / MANIFEST).path, (staged / MANIFEST).read_bytes())
+    staged.rmtree()
 
 
 class AtomicFolder:
@@ -107,17 +199,43 @@ class AtomicFolder:
     aside to ``.old-*`` first, since a rename cannot replace a non-empty folder; the run's
     writer restores it if a kill falls between the two renames). On an exception the
     temporary folder is removed. Only the run's writer (see ``store.lock``) uses this.
+
+    On a file system without atomic rename (see the module's docstring) a new folder is
+    written in place and marked by its manifest; a finished one being replaced is staged
+    under ``.tmp-*`` and copied over by :func:`commit_staged`.
     """
 
-    def __init__(self, final: Path):
-        self.final = Path(final)
+    def __init__(self, final: Path | RemotePath):
+        if isinstance(final, RemotePath) and final.local is not None:
+            final = final.local   # file:// URL: the local (atomic rename) path
+        self.remote = isinstance(final, RemotePath)
+        self.final = final if self.remote else Path(final)
         self.tmp = self.final.with_name(f".tmp-{self.final.name}-{uuid.uuid4().hex[:8]}")
+        self.staged = False
 
-    def __enter__(self) -> Path:
+    def __enter__(self) -> Path | RemotePath:
+        if self.remote:
+            if (self.final / MANIFEST).exists():
+                self.staged = True
+                self.tmp = self.tmp.with_direct(True)
+            else:   # a new epoch (or an unfinished earlier attempt, unmarked: never read): in place
+                self.final.rmtree()
+                self.tmp = self.final.with_direct(True)
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            return self.tmp
         self.tmp.mkdir(parents=True)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self.remote:
+            if exc_type is not None:
+                with contextlib.suppress(Exception):
+                    self.tmp.rmtree()   # unmarked either way: readers never saw it
+                return
+            write_manifest(self.tmp)
+            if self.staged:
+                commit_staged(self.tmp, self.final)
+            return
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return

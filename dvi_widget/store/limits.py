@@ -73,7 +73,7 @@ def nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
 def npy_header(path: Path, cap: int) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of a ``.npy`` file, checked against its size and ``cap`` without reading the data."""
     size = path.stat().st_size
-    with open(path, "rb") as f:
+    with path.open("rb") as f:   # a Path or a store.fs.RemotePath (an fsspec file)
         shape, dtype, offset = _read_header(f, path, path.name)
     need = nbytes(shape, dtype)
     if need > cap:
@@ -91,7 +91,7 @@ def npz_headers(path: Path, cap: int) -> dict[str, tuple[tuple[int, ...], np.dty
     out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     total = 0
     try:
-        with zipfile.ZipFile(path) as z:
+        with path.open("rb") as raw, zipfile.ZipFile(raw) as z:   # Path or RemotePath: only the directory and headers are read
             for info in z.infolist():
                 name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
                 if info.file_size > max(info.compress_size * MAX_RATIO, 2 ** 20):

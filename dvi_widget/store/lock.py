@@ -11,6 +11,24 @@ Readers never take the lock and never change anything. Whatever a killed writer 
 behind (temporary ``.tmp-*`` folders, an epoch moved aside mid-replace) is cleaned up by
 the next writer, right after it takes the lock, when no one else can be writing.
 
+On a run stored through fsspec (``memory://``, ``s3://``, ... see ``store.fs``) there is no
+OS lock to take: ``filelock`` cannot lock an object store. There the lock is the note itself,
+``RUN/.writer.json``, created with exclusive create (``open(..., "xb")``: it fails when the
+key exists; fsspec's local and memory file systems, and object-store drivers that support
+conditional writes, honour it). What that guarantees:
+
+- it is advisory: dvi_widget's writers respect it; nothing stops another program writing;
+- two writers that start at once cannot both create the note where the file system honours
+  exclusive create; where a driver does not support it, the note is written when absent and
+  read back, which narrows the race but cannot close it (said in the error message);
+- a killed writer cannot release it (there is no kernel to do so). Stale-lock recovery: a
+  note left by a process on THIS host that is no longer running is taken over automatically;
+  a note from another host is never broken automatically (its process may still be
+  running): the error names the holder, and once you know it is gone,
+  :func:`break_lock` (or deleting ``RUN/.writer.json``) frees the run;
+- release deletes the note only when it is still this writer's (a token in the note).
+``file://`` URLs are local: they get the OS lock as local paths do.
+
 Within one process the lock is re-entrant: ``dvi.fit`` called while this process's own
 ``Recorder`` is open (``rec.show()``, or a fit in the same notebook) writes under the
 Recorder's lock. A new ``Recorder`` on the same path in the same process (a re-run
@@ -25,10 +43,12 @@ import json
 import os
 import socket
 import threading
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DVIError
+from .fs import RemotePath, run_path
 
 LOCK_NAME = ".writer.lock"
 HOLDER_NAME = ".writer.json"
@@ -48,14 +68,22 @@ _held: dict[str, _Hold] = {}
 _guard = threading.RLock()
 
 
-def _key(path: Path) -> str:
-    return os.path.realpath(path)
+def _where(path) -> Path | RemotePath:
+    """The lock's location: a local Path (local paths and ``file://`` URLs), else a RemotePath."""
+    p = run_path(path)
+    if isinstance(p, RemotePath) and p.local is not None:
+        return p.local
+    return p
 
 
-def holder(path: str | os.PathLike) -> dict | None:
+def _key(path) -> str:
+    return str(path) if isinstance(path, RemotePath) else os.path.realpath(path)
+
+
+def holder(path) -> dict | None:
     """The note of the run's current (or last) writer, or None when there is none readable."""
     try:
-        info = json.loads((Path(path) / HOLDER_NAME).read_text())
+        info = json.loads((_where(path) / HOLDER_NAME).read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return info if isinstance(info, dict) else None
@@ -90,6 +118,80 @@ def _acquire_os_lock(path: Path, what: str):
     return lock
 
 
+def _pid_gone(info: dict | None) -> bool:
+    """True when the note names a process on this host that is no longer running."""
+    if not info or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return False
+    if info["pid"] == os.getpid():
+        return False   # this process: only a hold released by a crash-free path, never stale
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+class _FsLock:
+    """The writer lock on an fsspec file system: the exclusively created ``.writer.json``."""
+
+    def __init__(self, note: RemotePath, token: str):
+        self.note, self.token = note, token
+
+    def release(self) -> None:
+        try:
+            mine = json.loads(self.note.read_text()).get("token") == self.token
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            mine = False
+        if mine:
+            self.note.unlink(missing_ok=True)
+
+
+def _acquire_fs_lock(path: RemotePath, what: str, info: dict) -> _FsLock:
+    note = path / HOLDER_NAME
+    token = uuid.uuid4().hex
+    data = json.dumps({**info, "token": token, "lock": "exclusive create of this file"}, indent=1).encode()
+    for attempt in range(2):
+        try:
+            with note.fs.open(note.path, "xb") as f:
+                f.write(data)
+            return _FsLock(note, token)
+        except FileExistsError:
+            if attempt == 0 and _pid_gone(holder(path)):
+                note.unlink(missing_ok=True)   # its writer on this host is gone: a stale lock
+                continue
+            raise _busy(path, what) from None
+        except (NotImplementedError, ValueError, TypeError):
+            # the driver has no exclusive create: write when absent, then read back (narrows, not closes, the race)
+            if note.exists() and not (attempt == 0 and _pid_gone(holder(path))):
+                raise _busy(path, what) from None
+            note.fs.pipe_file(note.path, data)
+            if holder(path) and holder(path).get("token") == token:
+                return _FsLock(note, token)
+            raise _busy(path, what) from None
+        except OSError as e:
+            raise DVIError(f"cannot {what}: cannot create the writer lock {note}: {e.strerror or e}") from None
+    raise _busy(path, what)
+
+
+def break_lock(path) -> dict | None:
+    """Remove a run's writer lock left by a writer that is gone; returns the note it removed.
+
+    Only for a run on an fsspec file system (``memory://``, ``s3://``...), whose lock a killed
+    writer cannot release and which is not broken automatically when its writer ran on
+    another host. Make sure that writer is no longer running first: this does not check.
+    Local runs need none of this (the kernel releases their lock).
+    """
+    where = _where(path)
+    if not isinstance(where, RemotePath):
+        raise DVIError(f"{where} is a local run: its lock is released by the kernel when its writer exits; "
+                       f"there is nothing to break")
+    info = holder(where)
+    (where / HOLDER_NAME).unlink(missing_ok=True)
+    return info
+
+
 def _write_note(path: Path, info: dict) -> None:
     from .atomic import write_text_atomic
     try:
@@ -108,19 +210,21 @@ def acquire(path: str | os.PathLike, what: str, *, exclusive_owner: Any = None,
     The run folder must exist. On the first acquisition in this process, leftovers of
     killed writers are recovered (see :func:`dvi_widget.store.rundir.recover`).
     """
-    path = Path(path)
-    if not path.is_dir():
+    path = _where(path)
+    remote = isinstance(path, RemotePath)
+    if not remote and not path.is_dir():   # object stores have no folders: nothing to check there
         raise DVIError(f"no run directory at {path}")
     key = _key(path)
     with _guard:
         hold = _held.get(key)
         if hold is None:
-            lock = _acquire_os_lock(path, what)
             info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
                     "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            lock = _acquire_fs_lock(path, what, info) if remote else _acquire_os_lock(path, what)
             hold = _held[key] = _Hold(lock, info)
             try:
-                _write_note(path, info)
+                if not remote:
+                    _write_note(path, info)
                 from .rundir import recover
                 recover(path)
             except BaseException:
@@ -166,7 +270,7 @@ class WriterHold:
 def held_here(path: str | os.PathLike) -> bool:
     """True when this process holds the run's writer lock."""
     with _guard:
-        return _key(Path(path)) in _held
+        return _key(_where(path)) in _held
 
 
 def writes_run(what: str) -> Callable:
@@ -178,10 +282,10 @@ def writes_run(what: str) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             run = args[0] if args else kwargs[first]
-            run_path = Path(os.fspath(run))
-            if not (run_path / "meta.json").exists():
+            where = _where(run)              # a bad URL scheme is a DVIError here, before any work
+            if not (where / "meta.json").exists():
                 return fn(*args, **kwargs)   # not a run: let the function raise its own clear error
-            with acquire(run_path, what):
+            with acquire(where, what):
                 return fn(*args, **kwargs)
         return wrapper
     return deco

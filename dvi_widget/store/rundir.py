@@ -12,12 +12,18 @@ every description is JSON; nothing stored ever executes code on load)::
         head.json head.npz    the classifier head as a description plus weights
     fits/config.json          the fit configuration the fits below were made with
     fits/000007/              one fitted epoch
-        fit.npz               embedding, boundary_embedding, extent, background, grid_class, knn, steps
+        fit.npz               embedding, boundary_embedding, extent, background, grid_class, knn, steps,
+                              class_colors (the map's palette; absent in older runs)
         model.npz model.json  encoder/decoder weights and their shape
         metrics.json
 
 Each epoch folder is written under a temporary name and renamed into place, so a
 process killed mid-write leaves every finished epoch readable and the run resumes.
+
+A run path may also be an fsspec URL (``memory://``, ``file://``, ``s3://``, ``gcs://``...;
+see ``store.fs``). On file systems without atomic rename an epoch is written in place and
+trusted only once its ``manifest.json`` (written last) is there: readers list only marked
+epochs and never delete; see ``store.atomic`` for exactly what is and is not atomic there.
 """
 from __future__ import annotations
 
@@ -35,7 +41,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import DVIError, RunFileError
-from .atomic import MANIFEST, AtomicFolder, write_json_atomic, write_npy_atomic, write_npz_atomic
+from .atomic import (MANIFEST, AtomicFolder, commit_staged, folder_sizes, write_json_atomic, write_npy_atomic,
+                     write_npz_atomic)
+from .fs import RemotePath, run_path
 from .limits import _plain, byte_cap, check_file, npy_header, npz_headers
 
 FORMAT = "dvi_widget.run"
@@ -61,6 +69,24 @@ def epoch_dirname(epoch: int) -> str:
 _META_CACHE: dict[tuple[str, int], dict] = {}
 
 
+def _file(path) -> Path | RemotePath:
+    """A run file's path as given (Path or RemotePath); strings may be URLs."""
+    return path if isinstance(path, (Path, RemotePath)) else run_path(path)
+
+
+def _remote(path) -> bool:
+    """True on a file system without atomic rename (a RemotePath that is not ``file://``)."""
+    return isinstance(path, RemotePath) and path.local is None
+
+
+def _writable(path) -> Path | RemotePath:
+    """Where a writer works: the local Path of a local path or ``file://`` URL, else the RemotePath."""
+    path = _file(path)
+    if isinstance(path, RemotePath) and path.local is not None:
+        return path.local
+    return path
+
+
 def _run_meta(path: Path) -> dict | None:
     """meta.json of the run holding ``path`` (looked up to three folders up), or None."""
     folder = path.parent
@@ -71,7 +97,7 @@ def _run_meta(path: Path) -> dict | None:
         except OSError:
             folder = folder.parent
             continue
-        key = (str(m), st.st_mtime_ns)
+        key = (str(m), st.st_mtime_ns, st.st_size)
         if key not in _META_CACHE:
             try:
                 meta = json.loads(m.read_text()) if st.st_size <= MAX_JSON_BYTES else None
@@ -152,7 +178,7 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
     Sizes are checked from the headers before anything is read (``store.limits``), and
     the content of known files (features, outputs, fit) is checked after.
     """
-    path = Path(path)
+    path = _file(path)
     check_file(path)
     headers = npz_headers(path, _cap(path))
     keys = names if names is not None else tuple(headers)
@@ -161,7 +187,7 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
         raise RunFileError(path, f"run file lacks arrays {missing}")
     try:
         # open the file here: np.load leaks its handle when a damaged zip fails to parse
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
             arrays = {k: z[k] for k in keys}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, RuntimeError, NotImplementedError,
             zlib.error, struct.error, MemoryError) as e:
@@ -174,17 +200,22 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
 
 def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     """Load a .npy after checking its header against its size and the run's cap."""
-    path = Path(path)
+    path = _file(path)
     check_file(path)
     npy_header(path, _cap(path))
     try:
+        if isinstance(path, RemotePath):   # no memory map through fsspec: read it whole
+            if path.local is not None:
+                return np.load(path.local, mmap_mode="r" if mmap else None, allow_pickle=False)
+            with path.open("rb") as f:
+                return np.load(f, allow_pickle=False)
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise RunFileError(path, f"damaged run file ({type(e).__name__}: {_plain(e)})") from None
 
 
 def load_json(path: Path) -> Any:
-    path = Path(path)
+    path = _file(path)
     check_file(path)
     if path.stat().st_size > MAX_JSON_BYTES:
         raise RunFileError(path, f"run file is {path.stat().st_size:,} bytes, more than a JSON run file may be")
@@ -220,6 +251,16 @@ def is_complete(folder: Path, legacy_files: tuple[str, ...], verify: bool = Fals
     damaged or missing file is named when it is read rather than hiding its epoch.
     """
     m = folder / MANIFEST
+    if _remote(folder):   # no legacy folders on remote file systems: the manifest is the only marker
+        if not m.exists():
+            return False
+        if not verify:
+            return True
+        try:
+            files, have = json.loads(m.read_text())["files"], folder_sizes(folder)
+            return isinstance(files, dict) and all(have.get(name) == size for name, size in files.items())
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
+            return False
     if not m.exists():
         return all((folder / f).is_file() for f in legacy_files)
     if not verify:
@@ -238,8 +279,15 @@ def recover(path: str | os.PathLike) -> None:
     ``.tmp-*`` folders (unfinished writes) and ``.del-*`` folders (removals) are deleted; an
     ``.old-NNNNNN-*`` folder (a replace killed between its two renames) is put back when the
     new folder never arrived, else deleted. Also removes stray temporary files.
+
+    On a file system without atomic rename (``_recover_remote``): an epoch folder without its
+    manifest (a killed writer's half-written epoch) is removed; a staged replacement
+    (``.tmp-*`` with its manifest) whose epoch lost its manifest is rolled forward.
     """
-    path = Path(path)
+    path = _writable(path)
+    if isinstance(path, RemotePath):
+        _recover_remote(path)
+        return
     for sub in ("epochs", "fits"):
         folder = path / sub
         if not folder.is_dir():
@@ -261,6 +309,34 @@ def recover(path: str | os.PathLike) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def _recover_remote(path: RemotePath) -> None:
+    for sub in ("epochs", "fits"):
+        folder = path / sub
+        try:
+            entries = list(folder.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        names = {p.name for p in entries}
+        for p in entries:
+            if p.name.startswith(".tmp-"):
+                name = p.name.split("-")[1]
+                final = folder / name
+                if (p / MANIFEST).exists() and name in names and not (final / MANIFEST).exists():
+                    commit_staged(p, final)   # a replace killed mid-copy: finish it
+                else:
+                    p.rmtree()
+            elif p.name.startswith((".del-", ".old-")) or (p.name.startswith(".") and p.name.endswith(".part")):
+                p.rmtree() if p.is_dir() else p.unlink(missing_ok=True)
+            elif p.name.isdigit() and p.is_dir():
+                if not (p / MANIFEST).exists():
+                    p.rmtree()   # half-written by a killed writer: never read, written again next time
+                else:
+                    for q in p.glob(".*.part"):
+                        q.unlink(missing_ok=True)
+    for p in path.glob(".*.part"):
+        p.unlink(missing_ok=True)
+
+
 #: Kept for callers of the old name; recovery is the writer's job (store.lock calls it).
 _recover = recover
 
@@ -268,6 +344,7 @@ _recover = recover
 def run_entries_unexpected(path: Path) -> list[str]:
     """Entries under ``path`` that a dvi_widget run never holds (empty list: provably a run's files)."""
     from .lock import HOLDER_NAME, LOCK_NAME
+    path = _writable(path)
     top = {"meta.json", "labels.npy", "split.npy", "thumbnails.npy", "epochs", "fits", LOCK_NAME, HOLDER_NAME,
            "map.html"}   # map.html: the page the demo writes beside its run
     odd: list[str] = []
@@ -304,8 +381,8 @@ class RunDir:
     and load while one writer (see ``store.lock``) adds epochs.
     """
 
-    def __init__(self, path: str | os.PathLike, must_exist: bool = True):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike | RemotePath, must_exist: bool = True):
+        self.path = run_path(path)
         if must_exist and not (self.path / "meta.json").exists():
             if not self.path.exists():
                 raise DVIError(f"no run directory at {self.path}")
@@ -321,7 +398,8 @@ class RunDir:
         ``overwrite=True`` first empties ``path``, which must be provably a run (see
         :func:`clear_run`).
         """
-        path = Path(path)
+        given = run_path(path)
+        path = _writable(given)
         if overwrite and (path / "meta.json").exists():
             clear_run(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -334,7 +412,7 @@ class RunDir:
         meta = {"format": FORMAT, "version": VERSION, "n": int(len(labels)), "classes": list(classes),
                 "label_hash": label_hash(labels), "has_thumbnails": thumbnails is not None}
         write_json(path / "meta.json", meta)  # written last: its presence marks a complete header
-        return cls(path)
+        return cls(given)
 
     # ---- header ---------------------------------------------------------
     @property
@@ -405,12 +483,42 @@ class RunDir:
     def _epoch_list(self, sub: str, legacy: tuple[str, ...], verify: bool) -> list[int]:
         """Finished epoch folders under ``sub``. Never changes anything (readers run beside a writer)."""
         folder = self.path / sub
+        if _remote(folder):
+            return self._remote_epoch_list(folder, verify)
         try:
             entries = list(folder.iterdir())
         except OSError:
             return []
         return sorted(int(p.name) for p in entries
                       if p.name.isdigit() and p.is_dir() and is_complete(p, legacy, verify))
+
+    @staticmethod
+    def _remote_epoch_list(folder: RemotePath, verify: bool) -> list[int]:
+        """One listing of the whole folder (two levels), instead of a request per epoch."""
+        fs = folder.fs
+        try:
+            found = fs.find(folder.path, maxdepth=2, detail=True)
+        except (FileNotFoundError, OSError):
+            return []
+        sizes: dict[str, dict[str, int]] = {}
+        root = fs._strip_protocol(folder.path).rstrip("/")
+        for key, info in found.items():
+            rel = fs._strip_protocol(key)[len(root):].strip("/").split("/")
+            if len(rel) == 2 and rel[0].isdigit() and info.get("type") == "file":
+                sizes.setdefault(rel[0], {})[rel[1]] = int(info.get("size") or 0)
+        out = []
+        for name, files in sizes.items():
+            if MANIFEST not in files:
+                continue    # unmarked: being written, or left by a killed writer
+            if verify:
+                try:
+                    listed = json.loads((folder / name / MANIFEST).read_text())["files"]
+                    if not (isinstance(listed, dict) and all(files.get(k) == v for k, v in listed.items())):
+                        continue
+                except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
+                    continue
+            out.append(int(name))
+        return sorted(out)
 
     def recorded_epochs(self) -> list[int]:
         """Epochs whose capture folder was finished (its manifest is there)."""
@@ -424,10 +532,10 @@ class RunDir:
         """
         return self._epoch_list("fits", FIT_FILES, verify)
 
-    def epoch_dir(self, epoch: int) -> Path:
+    def epoch_dir(self, epoch: int) -> Path | RemotePath:
         return self.path / "epochs" / epoch_dirname(epoch)
 
-    def fit_dir(self, epoch: int) -> Path:
+    def fit_dir(self, epoch: int) -> Path | RemotePath:
         return self.path / "fits" / epoch_dirname(epoch)
 
     def write_epoch(self, epoch: int) -> AtomicFolder:
@@ -437,22 +545,29 @@ class RunDir:
         return AtomicFolder(self.fit_dir(epoch))
 
     def remove_fits(self, epochs: list[int]) -> None:
-        """Remove fit folders, each in one rename (readers never see half a folder)."""
+        """Remove fit folders, each in one rename (readers never see half a folder).
+
+        Without atomic rename: each folder's manifest goes first (readers stop listing it).
+        """
         for e in epochs:
-            d = self.fit_dir(e)
+            d = _writable(self.fit_dir(e))
+            if isinstance(d, RemotePath):
+                (d / MANIFEST).unlink(missing_ok=True)
+                d.rmtree()
+                continue
             if d.exists():
                 aside = d.with_name(f".del-{d.name}-{uuid.uuid4().hex[:8]}")
                 os.replace(d, aside)
                 shutil.rmtree(aside, ignore_errors=True)
 
-    def iter_files(self) -> Iterator[Path]:
+    def iter_files(self) -> Iterator[Path | RemotePath]:
         yield from self.path.rglob("*")
 
 
 def is_our_run(path: Path) -> bool:
     """True when ``path/meta.json`` carries dvi_widget's run format marker."""
     try:
-        meta = json.loads((Path(path) / "meta.json").read_text())
+        meta = json.loads((_file(path) / "meta.json").read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return False
     return isinstance(meta, dict) and meta.get("format") == FORMAT
@@ -460,7 +575,7 @@ def is_our_run(path: Path) -> bool:
 
 def check_clearable(path: Path) -> None:
     """Raise a DVIError unless ``path`` is provably a dvi_widget run that ``overwrite=True`` may empty."""
-    path = Path(path)
+    path = _writable(path)
     if not is_our_run(path):
         raise DVIError(f"overwrite=True refused: {path / 'meta.json'} is not a dvi_widget run's "
                        f"(no \"format\": \"{FORMAT}\"); nothing was removed")
@@ -478,14 +593,20 @@ def clear_run(path: Path) -> list[str]:
     a run holds. Returns (and the caller reports) what was removed. The writer lock files stay.
     """
     from .lock import HOLDER_NAME, LOCK_NAME
-    path = Path(path)
+    path = _writable(path)
     check_clearable(path)
     removed = []
+    if isinstance(path, RemotePath):   # no folder rename: unmark every epoch first, then delete
+        for sub in ("epochs", "fits"):
+            for m in list((path / sub).glob("*")):
+                (m / MANIFEST).unlink(missing_ok=True)
     for p in sorted(path.iterdir(), key=lambda q: (q.name == "meta.json", q.name)):   # meta.json last
         if p.name in (LOCK_NAME, HOLDER_NAME):
             continue
         removed.append(p.name)
-        if p.is_dir():
+        if isinstance(p, RemotePath):
+            p.rmtree() if p.is_dir() else p.unlink(missing_ok=True)
+        elif p.is_dir():
             aside = p.with_name(f".del-{p.name}-{uuid.uuid4().hex[:8]}")
             os.replace(p, aside)
             shutil.rmtree(aside)

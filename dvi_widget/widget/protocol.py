@@ -48,6 +48,11 @@ class Trait:
     doc: str
 
 
+def _option(name: str, shape: str, doc: str, travels: str = "on change") -> Trait:
+    """A view option: JSON, written by both sides (the page's controls and Python)."""
+    return Trait(name, "json", shape, "both", travels, doc)
+
+
 #: The DVIWidget model's traits.
 WIDGET_TRAITS: tuple[Trait, ...] = (
     Trait("meta", "json", "object", "python", "at creation; again when epochs are added (extent, epochs)",
@@ -65,28 +70,27 @@ WIDGET_TRAITS: tuple[Trait, ...] = (
           "the epoch number shown; null only in a live widget with no epoch yet"),
     Trait("selected", "uint32", "(m,) sorted, unique", "both", "on every change",
           "global indices of the selected samples, at most MAX_SELECTION"),
-    Trait("color_by", "json", "'label' | 'prediction' | 'correct' | a dynamics column", "both", "on change",
-          "point colouring: by class, or by a training-dynamics statistic (dynamics_info.columns) on viridis"),
-    Trait("split_filter", "json", "'both' | 'train' | 'test'", "both", "on change", "which split shows"),
-    Trait("hidden_classes", "json", "list of class indices, unique, at most C", "both", "on change",
-          "classes (by label) not drawn"),
-    Trait("only_misclassified", "json", "bool", "both", "on change", "draw only samples predicted wrong"),
-    Trait("only_flipped", "json", "bool", "both", "on change",
-          "draw only samples whose prediction changed since the previous epoch"),
-    Trait("show_trails", "json", "bool", "both", "on change", "draw the selected samples' paths"),
-    Trait("view", "json", "{} or {cx, cy, zoom}", "both", "after a pan or zoom settles (250 ms)",
-          "{} fits the extent; else the centre in data units and the zoom relative to the fit"),
-    Trait("point_size", "json", "float in [0.25, 4]", "both", "on change",
-          "multiplier on the automatic point radius (style.json points.radius)"),
-    Trait("point_opacity", "json", "null or float in [0.05, 1]", "both", "on change",
-          "null: automatic opacity (style.json points.opacity); else this opacity"),
+    _option("color_by", "'label' | 'prediction' | 'correct' | a dynamics column",
+            "point colouring: by class, or by a training-dynamics statistic (dynamics_info.columns) on viridis"),
+    _option("split_filter", "'both' | 'train' | 'test'", "which split shows"),
+    _option("hidden_classes", "list of class indices, unique, at most C", "classes (by label) not drawn"),
+    _option("only_misclassified", "bool", "draw only samples predicted wrong"),
+    _option("only_flipped", "bool", "draw only samples whose prediction changed since the previous epoch"),
+    _option("show_trails", "bool", "draw the selected samples' paths"),
+    _option("view", "{} or {cx, cy, zoom}",
+            "{} fits the extent; else the centre in data units and the zoom relative to the fit",
+            travels="after a pan or zoom settles (250 ms)"),
+    _option("point_size", "float in [0.25, 4]", "multiplier on the automatic point radius (style.json points.radius)"),
+    _option("point_opacity", "null or float in [0.05, 1]",
+            "null: automatic opacity (style.json points.opacity); else this opacity"),
     Trait("dynamics", "float32", "(K, n) column after column, or empty", "python",
           "at creation; again when refresh() adds epochs",
           "vis.dynamics() for the displayed samples, the K columns named in dynamics_info; NaN = no value"),
     Trait("dynamics_info", "json", "{columns, descriptions, aum_from, epochs} or {}", "python",
           "with dynamics", "what the dynamics columns are, the epochs they cover, AUM's source"),
-    Trait("dynamics_filter", "json", "{} or {column, min, max}", "both", "on change (range sliders)",
-          "draw only samples whose statistic lies in [min, max] (null: open end; NaN never passes)"),
+    _option("dynamics_filter", "{} or {column, min, max}",
+            "draw only samples whose statistic lies in [min, max] (null: open end; NaN never passes)",
+            travels="on change (range sliders)"),
 )
 
 #: An EpochData child model's traits (all written by Python, once).

@@ -345,6 +345,21 @@ class DVIWidget(anywidget.AnyWidget):
         from ..outputs.pictures import fallback_bundle
         return fallback_bundle(self, bundle)
 
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        """In IPython (a notebook cell ending in ``w``, or ``display(w)``): two outputs, the static
+        picture and then the live view (`dvi_widget.outputs.pictures.static_outputs`). An HTML page
+        converted with the widget state saved shows only the live view of a one-output bundle, and
+        offline that view is empty; the picture as an output of its own shows there. The live view
+        hides the picture beside it once it renders (js/src/index.js)."""
+        from IPython.display import publish_display_data
+
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return
+        from ..outputs.pictures import static_outputs
+        for data, metadata in static_outputs(self, bundle):
+            publish_display_data(data, metadata)
+
     # ------------------------------------------------------------ internals
 
     def _extent(self) -> list[float]:

@@ -412,6 +412,7 @@ export class DVIApp {
   finishLasso(poly, mode = "replace") {
     this.lasso = null;
     this.stats.lastLasso = Array.from(poly);
+    this.composer.placeAll(); // mid-glide only a subset was placed
     const t0 = performance.now();
     const vis = this.composer.visible;
     const hits = pointsInPolygon(this.composer.xs, this.composer.ys, poly, (i) => vis[i] === 1);
@@ -423,6 +424,7 @@ export class DVIApp {
 
   /** Display position of the visible point nearest to (sx, sy) within the hover radius. */
   nearest(sx, sy) {
+    if (this.composer.partial) return null; // mid-glide with a subset placed: no hover on stale positions
     const R = STYLE.interaction.hover_radius;
     let best = -1, bestD = R * R;
     const { xs, ys, visible } = this.composer;
@@ -481,7 +483,6 @@ export class DVIApp {
     const W = this.renderer.width, H = this.renderer.height;
     const view = this.view();
     const c = this.composer;
-    c.place(from, to, st.t, view, W, H);
     const k = this.store.indexOf(to.epoch);
     const previous = k > 0 ? this.store.epochs[k - 1].predictions : null;
     const nVisible = c.countVisible(to, this.data, this.opts, previous);
@@ -492,6 +493,9 @@ export class DVIApp {
       this._syncControls();
       this.analysis.afterOrder();
     }
+    // mid-glide with very many points: a subset moves and is drawn (style.json playback.glide_points)
+    const glide = st.moving && st.t > 0 && st.t < 1 ? c.glidePasses() : null;
+    c.place(from, to, st.t, view, W, H, glide ? glide.indices : null);
     const t1 = performance.now();
 
     // The map switches part-way through a glide (a cross-fade would repaint it every frame).
@@ -503,7 +507,8 @@ export class DVIApp {
       this._bgBitmap = shown.bitmap;
     }
     const t2 = performance.now();
-    this.renderer.drawPoints(c.xs, c.ys, c.passes);
+    this.renderer.drawPoints(c.xs, c.ys, glide ? glide.passes : c.passes);
+    this.stats.glideEvery = glide ? glide.every : 1;
     const t3 = performance.now();
     this._drawOverlay(view, W, H);
     const t4 = performance.now();

@@ -6,51 +6,30 @@
  */
 
 /**
- * key, label, one-line meaning, scale [poorBelow, goodFrom] (or for
- * lowerIsBetter [goodUpTo, poorAbove]), and what to compare with.
- * Reference figures: README / benchmarks/README.md (MNIST, this engine and umap-learn).
+ * One row per figure: key, label, one-line meaning, scale [poorBelow, goodFrom]
+ * (or with lowerIsBetter [goodUpTo, poorAbove]; null: no scale), and what to
+ * compare with. Reference figures: README / benchmarks/README.md (MNIST, this
+ * engine and umap-learn).
  */
+const metric = (key, label, meaning, scale = null, reference = "", lowerIsBetter = false) =>
+  ({ key, label, meaning, scale, reference, lowerIsBetter });
+const MODEL_ONLY = "(about the model, not the map)";
+
 export const METRICS = [
-  {
-    key: "nn_rate@15", label: "neighbours kept",
-    meaning: "share of each sample's 15 nearest neighbours (model features) that are also near it on the map",
-    scale: [0.15, 0.3], reference: "umap-learn reaches about 0.31 on MNIST; 1.0 is perfect",
-  },
-  {
-    key: "boundary_nn_rate@15", label: "boundary neighbours",
-    meaning: "the same, with neighbours among the boundary samples: how well the map places boundaries",
-    scale: [0.1, 0.25], reference: "1.0 is perfect",
-  },
-  {
-    key: "ppr", label: "predictions kept (ppr)",
-    meaning: "share of samples whose map position, decoded back, still gets the class the model predicts for them",
-    scale: [0.9, 0.97], reference: "this engine: 0.96-0.99 on MNIST; DVI's own code about 0.82",
-  },
-  {
-    key: "map_consistency", label: "map consistency",
-    meaning: "share of samples drawn on a background pixel of their predicted class",
-    scale: [0.85, 0.95], reference: "1.0: every point sits in its class's region",
-  },
-  {
-    key: "trustworthiness@15", label: "trustworthiness",
-    meaning: "whether neighbours on the map are neighbours in the model (1 = no false neighbours)",
-    scale: [0.8, 0.9], reference: "0.9 and above is usual for UMAP-like maps",
-  },
-  {
-    key: "inv_conf_diff", label: "confidence change",
-    meaning: "mean change of the predicted class's probability after projecting and decoding (lower is better)",
-    scale: [0.05, 0.15], lowerIsBetter: true, reference: "0 is perfect",
-  },
-  {
-    key: "accuracy/train", label: "train accuracy",
-    meaning: "the classifier's accuracy on the recorded training samples (about the model, not the map)",
-    scale: null,
-  },
-  {
-    key: "accuracy/test", label: "test accuracy",
-    meaning: "the classifier's accuracy on the recorded test samples (about the model, not the map)",
-    scale: null,
-  },
+  metric("nn_rate@15", "neighbours kept", "share of each sample's 15 nearest neighbours (model features) that are also near it on the map",
+    [0.15, 0.3], "umap-learn reaches about 0.31 on MNIST; 1.0 is perfect"),
+  metric("boundary_nn_rate@15", "boundary neighbours", "the same, with neighbours among the boundary samples: how well the map places boundaries",
+    [0.1, 0.25], "1.0 is perfect"),
+  metric("ppr", "predictions kept (ppr)", "share of samples whose map position, decoded back, still gets the class the model predicts for them",
+    [0.9, 0.97], "this engine: 0.96-0.99 on MNIST; DVI's own code about 0.82"),
+  metric("map_consistency", "map consistency", "share of samples drawn on a background pixel of their predicted class",
+    [0.85, 0.95], "1.0: every point sits in its class's region"),
+  metric("trustworthiness@15", "trustworthiness", "whether neighbours on the map are neighbours in the model (1 = no false neighbours)",
+    [0.8, 0.9], "0.9 and above is usual for UMAP-like maps"),
+  metric("inv_conf_diff", "confidence change", "mean change of the predicted class's probability after projecting and decoding (lower is better)",
+    [0.05, 0.15], "0 is perfect", true),
+  metric("accuracy/train", "train accuracy", `the classifier's accuracy on the recorded training samples ${MODEL_ONLY}`),
+  metric("accuracy/test", "test accuracy", `the classifier's accuracy on the recorded test samples ${MODEL_ONLY}`),
 ];
 
 /** "good" | "fair" | "poor" for a figure, or null when it has no scale or no value. */

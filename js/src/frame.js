@@ -5,8 +5,7 @@
  * `buildPasses`) are tested in node; `FrameComposer` keeps the buffers and
  * recomputes colours and order only when their inputs change.
  */
-import { lerpPositions } from "./interp.js";
-import { projectAll } from "./view.js";
+import { projectAll, projectLerp } from "./view.js";
 import { visibilityMask } from "./filters.js";
 import { pack, parseHex, pointColors } from "./colors.js";
 import { STYLE, pointRadius, pointOpacity, hasOutline } from "./style.js";
@@ -51,7 +50,6 @@ export function buildPasses({ n, visible, selMask, colors, wrong, ps, anySelecte
 export class FrameComposer {
   constructor(n) {
     this.n = n;
-    this.pos = new Float32Array(2 * n);
     this.xs = new Float32Array(n);
     this.ys = new Float32Array(n);
     this.visible = new Uint8Array(n);
@@ -62,11 +60,43 @@ export class FrameComposer {
     this.nVisible = 0;
   }
 
-  /** Screen positions of epoch `from` gliding to `to` at eased fraction t, under `view` (absolute). */
-  place(from, to, t, view, width, height) {
-    if (from && to && from !== to) lerpPositions(from.positions, to.positions, t, this.pos);
-    else this.pos.set(to.positions);
-    projectAll(view, width, height, this.pos, this.xs, this.ys);
+  /**
+   * Screen positions of epoch `from` gliding to `to` at eased fraction t, under `view` (absolute).
+   * With `only` (indices), just those points move (a glide's subset, see `glidePasses`); the
+   * others keep their last positions until a frame places them all.
+   */
+  place(from, to, t, view, width, height, only = null) {
+    if (from && to && from !== to && t > 0 && t < 1) projectLerp(view, width, height, from.positions, to.positions, t, this.xs, this.ys, only);
+    else projectAll(view, width, height, (t <= 0 && from ? from : to).positions, this.xs, this.ys);
+    this.partial = !!only && from !== to && t > 0 && t < 1;
+    this.placed = [from, to, t, view, width, height];
+  }
+
+  /** Place every point where the last `place` put its subset (a lasso ending mid-glide). */
+  placeAll() {
+    if (this.partial) this.place(...this.placed);
+  }
+
+  /**
+   * The passes to draw while points glide: beyond style.json playback.glide_points visible
+   * points, every k-th unselected one (k = ceil(visible / glide_points)) and every selected one;
+   * null when all are drawn. `indices`: the points the glide frame must place.
+   */
+  glidePasses(style = STYLE) {
+    const max = style.playback.glide_points;
+    const [rest, sel] = this.passes;
+    if (!rest || !max || rest.order.length <= max) return null;
+    if (this.glide && this.glide.of === this.passes) return this.glide;
+    const k = Math.ceil(rest.order.length / max);
+    const order = new Uint32Array(Math.ceil(rest.order.length / k));
+    let m = 0;
+    for (let j = 0; j < rest.order.length; j += k) order[m++] = rest.order[j];
+    const sub = order.subarray(0, m);
+    const indices = new Uint32Array(m + sel.order.length);
+    indices.set(sub);
+    indices.set(sel.order, m);
+    this.glide = { of: this.passes, passes: [{ ...rest, order: sub }, sel], indices, every: k };
+    return this.glide;
   }
 
   /**

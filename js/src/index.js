@@ -24,6 +24,26 @@ function addStyle(el) {
   el.append(style);
 }
 
+/**
+ * In a notebook the kernel shows a static picture of the map as an output of
+ * its own beside the live view (dvi_widget/outputs/pictures.py static_outputs),
+ * for pages where no widget manager runs. Where this live view renders, the
+ * picture in the same cell's outputs (JupyterLab, Notebook 7 and Voila:
+ * .jp-OutputArea; classic pages: .output) is hidden.
+ */
+function hideStaticPicture(el, tries = 8) {
+  const area = el.isConnected ? el.closest(".jp-OutputArea, .output") : null;
+  if (!area) {
+    // not in the page yet (front ends attach the view after render returns), or not a notebook
+    if (!el.isConnected && tries > 0) setTimeout(() => hideStaticPicture(el, tries - 1), 250);
+    return;
+  }
+  for (const pic of area.querySelectorAll(".dvi-static")) {
+    const box = pic.closest(".jp-OutputArea-child, .output_area") || pic;
+    if (!box.contains(el)) box.style.display = "none";
+  }
+}
+
 function render({ model, el, host }) {
   addStyle(el);
   let app = null;
@@ -32,6 +52,7 @@ function render({ model, el, host }) {
   } catch (err) {
     showError(el, err);
   }
+  hideStaticPicture(el);
   return () => app && app.dispose();
 }
 

@@ -83,6 +83,199 @@ export function drawPoints(words, width, height, xs, ys, order, colors, alpha, o
 }
 
 /**
+ * The same picture as `drawPoints` (order kept, no band sort) for opaque
+ * points without a ring, drawn by rank instead of by stamp, for counts where
+ * the stamps would cover the map several times over. Each point's centre
+ * pixel gets a key (draw rank o + 1) << 8 | its colour's index in a table of
+ * at most 256 colours; later points overwrite, so a pixel keeps its highest
+ * key. A max filter shaped like the stamp (the stamp cut into horizontal runs,
+ * a running max per run length) then gives each pixel the highest key among
+ * the centres whose stamp covers it, which is the point drawn last there.
+ * Plain points and misclassified ones (their own stamp, `wrongStamp`) have a
+ * key buffer each; a pixel takes the higher of the two. The cost is one store
+ * per point plus a few passes over the pixels, whatever the overdraw
+ * (benchmarks/README.md, "Widget", measures both paths at 1,000,000 points).
+ * `scratch`: an object kept between frames for the buffers; `colorsKey`: an
+ * object that stays the same while `colors` holds the same colours (the
+ * palette index is kept until it changes). Returns false
+ * (nothing drawn) when the colours need more than 256 entries or the count
+ * more than 2^23 ranks; the caller then draws by stamp.
+ */
+export function drawPointsRanked(words, width, height, xs, ys, order, colors, wrong, stamp, wrongStamp, scratch, colorsKey = colors) {
+  if (order.length >= 1 << 23) return false;
+  const pal = colorIndex(colors, colorsKey, scratch);
+  if (!pal) return false;
+  const N = width * height, reach = Math.max(stamp.reach, wrongStamp.reach);
+  // `pad` zero keys before and after the map, so the filters read no index outside a buffer
+  const pad = (reach + 1) * (width + 1), M = N + 2 * pad;
+  if (!scratch.plain || scratch.plain.length !== M) {
+    scratch.plain = new Int32Array(M);
+    scratch.crosses = new Int32Array(M);
+    scratch.runMax = new Map();
+  }
+  const plain = scratch.plain, crosses = scratch.crosses, index = pal.index;
+  plain.fill(0);
+  let nWrong = 0;
+  const r0 = stamp.reach, rw = wrongStamp.reach;
+  for (let o = 0; o < order.length; o++) {
+    const i = order[o];
+    const x = (xs[i] + 0.5) | 0, y = (ys[i] + 0.5) | 0;
+    if (wrong[i]) {
+      if (nWrong++ === 0) crosses.fill(0);
+      if (x < rw || y < rw || x >= width - rw || y >= height - rw) continue;
+      crosses[pad + y * width + x] = ((o + 1) << 8) | index[i];
+    } else {
+      if (x < r0 || y < r0 || x >= width - r0 || y >= height - r0) continue;
+      plain[pad + y * width + x] = ((o + 1) << 8) | index[i];
+    }
+  }
+  // plain points: the 5-pixel plus (the stamp at radius 1, what the style rules
+  // give at these counts) or a single pixel read directly, other stamps by runs
+  const plus = isPlus(stamp, width), single = stamp.fill.length === 1;
+  const a = plus || single ? null : stampFilter(plain, stamp, width, M, scratch, "plain");
+  if (nWrong) filterInto(crosses, wrongStamp, width, M, scratch);
+  const table = pal.table, W = width;
+  const best = nWrong ? scratch.best : null;
+  if (a) filterMax(words, plain, a, pad, N, best, table);
+  else if (plus) {
+    for (let p = 0, q = pad; p < N; p++, q++) {
+      let m = plain[q];
+      const l = plain[q - 1], r = plain[q + 1], u = plain[q - W], d = plain[q + W];
+      if (l > m) m = l;
+      if (r > m) m = r;
+      if (u > m) m = u;
+      if (d > m) m = d;
+      if (best) {
+        const c = best[q];
+        if (c > m) m = c;
+      }
+      if (m) words[p] = table[m & 255];
+    }
+  } else {
+    for (let p = 0, q = pad; p < N; p++, q++) {
+      let m = plain[q];
+      if (best) {
+        const c = best[q];
+        if (c > m) m = c;
+      }
+      if (m) words[p] = table[m & 255];
+    }
+  }
+  return true;
+}
+
+/**
+ * scratch.best[q] = the highest key among the centres in `keys` whose stamp
+ * covers pixel q (q padded as in drawPointsRanked).
+ */
+function filterInto(keys, stamp, width, M, scratch) {
+  const runs = stampFilter(keys, stamp, width, M, scratch, "crosses");
+  if (!scratch.best || scratch.best.length !== M) scratch.best = new Int32Array(M);
+  const best = scratch.best;
+  const offs = runs.map((r) => r.off), bufs = runs.map((r) => r.buf);
+  // run by run over the whole buffer (sequential reads), not run by run per pixel
+  const lo = -Math.min(...offs), hi = M - Math.max(...offs, 0);
+  best.fill(0);
+  for (let k = 0; k < runs.length; k++) {
+    const buf = bufs[k], off = offs[k];
+    for (let q = lo; q < hi; q++) {
+      const v = buf[q + off];
+      if (v > best[q]) best[q] = v;
+    }
+  }
+}
+
+/** Pixels from plain keys filtered by `runs`, and `best` (or null) on top. */
+function filterMax(words, plain, runs, pad, N, best, table) {
+  for (let p = 0, q = pad; p < N; p++, q++) {
+    let m = best ? best[q] : 0;
+    for (let k = 0; k < runs.length; k++) {
+      const v = runs[k].buf[q + runs[k].off];
+      if (v > m) m = v;
+    }
+    if (m) words[p] = table[m & 255];
+  }
+}
+
+/**
+ * The stamp's runs ({off, buf}) for the max filter over `keys`: buf[q] is the
+ * max of keys[q .. q + len - 1] (each length made from two shorter ones,
+ * 5 = 3 + 2), off the run's first pixel relative to the centre. A window
+ * reaching past a row's end reads the next row's first pixels, where no
+ * centre lies (a stamp's reach exceeds its |dx|).
+ */
+function stampFilter(keys, stamp, width, M, scratch, name) {
+  const made = new Map([[1, keys]]);
+  const make = (L) => {
+    if (made.has(L)) return made.get(L);
+    let a = L - 1;
+    while (a > 1 && !made.has(a)) a--;
+    const A = make(a), B = make(L - a);
+    const id = `${name}${L}`;
+    let cur = scratch.runMax.get(id);
+    if (!cur || cur.length !== M) scratch.runMax.set(id, (cur = new Int32Array(M)));
+    const last = M - L + 1;
+    for (let q = 0; q < last; q++) {
+      const u = A[q], v = B[q + a];
+      cur[q] = u > v ? u : v;
+    }
+    cur.fill(0, last); // windows past the end hold only padding
+    made.set(L, cur);
+    return cur;
+  };
+  return stampRuns(stamp, width).map((r) => ({ off: r.off, buf: make(r.len) }));
+}
+
+/** A stamp's fill as horizontal runs: [{off: first pixel's offset, len}]. */
+function stampRuns(stamp, width) {
+  const cells = Array.from(stamp.fill, (f) => {
+    const dy = Math.round(f / width);
+    return [dy, f - dy * width];
+  }).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const runs = [];
+  for (const [dy, dx] of cells) {
+    const r = runs[runs.length - 1];
+    if (r && r.dy === dy && r.dx + r.len === dx) r.len++;
+    else runs.push({ dy, dx, len: 1 });
+  }
+  return runs.map((r) => ({ off: r.dy * width + r.dx, len: r.len }));
+}
+
+/**
+ * Each point's colour as an index into a table of the distinct colour words
+ * ({index: Uint8Array, table: Uint32Array}), or null beyond 256 colours.
+ * Kept in `scratch` while `key` is the same object (the caller's token for
+ * "these colours": the renderer passes the draw pass, which frame.js makes
+ * anew whenever the colours may have changed).
+ */
+function colorIndex(colors, key, scratch) {
+  const n = colors.length;
+  const c = scratch.colorIndex;
+  if (c && c.key === key && c.colors === colors) return c.pal;
+  const index = new Uint8Array(n), seen = new Map(), table = [];
+  let last = -1, lastIdx = 0;
+  for (let i = 0; i < n; i++) {
+    const w = colors[i];
+    if (w !== last) {
+      const key = w & 0xffffff; // a small integer key (the ranked path draws opaque colours)
+      let k = seen.get(key);
+      if (k === undefined) {
+        if (table.length === 256) return (scratch.colorIndex = null);
+        k = table.length;
+        seen.set(key, k);
+        table.push(w);
+      }
+      last = w;
+      lastIdx = k;
+    }
+    index[i] = lastIdx;
+  }
+  const pal = { index, table: Uint32Array.from(table) };
+  scratch.colorIndex = { key, colors, pal };
+  return pal;
+}
+
+/**
  * a * src + (1 - a) * dst per channel (a in 0..255), result opaque. Red and
  * blue are blended together in one multiply (packed), green in another; the
  * /256 makes it up to one step darker than exact, invisible and much faster.

@@ -8,9 +8,16 @@
  * the browser pays for every layer it composites, per pixel.
  * Coordinates handed in are CSS pixels; the canvases use device pixels.
  */
-import { makeStamp, disk, cross, drawPoints, bandOrder } from "./raster.js";
+import { makeStamp, disk, cross, drawPoints, drawPointsRanked, bandOrder } from "./raster.js";
 import { toScreen } from "./view.js";
 import { STYLE } from "./style.js";
+
+/**
+ * Opaque ring-less passes of more than (map pixels / RANKED_FROM) points are
+ * drawn by rank (raster.drawPointsRanked: the same picture, a cost that grows
+ * with pixels more than with points); smaller ones by stamp, band-sorted.
+ */
+const RANKED_FROM = 4;
 
 export class MapRenderer {
   constructor(container) {
@@ -143,23 +150,31 @@ export class MapRenderer {
     const W = this.points.width, H = this.points.height;
     if (this.bgWords && this.bgWords.length === words.length) words.set(this.bgWords);
     else words.fill(0xffffffff);
-    if (!this.dxs || this.dxs.length !== xs.length) {
-      this.dxs = new Float32Array(xs.length);
-      this.dys = new Float32Array(xs.length);
-    }
-    const dxs = this.dxs, dys = this.dys;
-    for (let i = 0; i < xs.length; i++) {
-      dxs[i] = xs[i] * dpr;
-      dys[i] = ys[i] * dpr;
+    let dxs = xs, dys = ys; // device pixels: the same arrays at a device pixel ratio of 1
+    if (dpr !== 1) {
+      if (!this.dxs || this.dxs.length !== xs.length) {
+        this.dxs = new Float32Array(xs.length);
+        this.dys = new Float32Array(xs.length);
+      }
+      dxs = this.dxs;
+      dys = this.dys;
+      for (let i = 0; i < xs.length; i++) {
+        dxs[i] = xs[i] * dpr;
+        dys[i] = ys[i] * dpr;
+      }
     }
     for (const p of passes) {
+      const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
+      if (p.alpha === 255 && p.outline >>> 24 === 0 && p.order.length * RANKED_FROM > W * H) {
+        if (!this.scratch || this.scratch.size !== W * H) this.scratch = { size: W * H };
+        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p)) continue;
+      }
       let order = p.order;
       if (order.length > 5000) {
         if (!this.sorted || this.sorted.length < order.length) this.sorted = new Uint32Array(order.length);
         if (!this.counts || this.counts.length < (H >> 4) + 3) this.counts = new Uint32Array((H >> 4) + 3);
         order = bandOrder(order, dys, H, 4, this.sorted.subarray(0, order.length), this.counts);
       }
-      const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
       drawPoints(words, W, H, dxs, dys, order, p.colors, p.alpha, p.outline, p.wrong, stamp, wrongStamp);
     }
     this.ctxPoints.putImageData(this.image, 0, 0);

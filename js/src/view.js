@@ -37,6 +37,31 @@ export function projectAll(view, width, height, positions, xs, ys) {
   }
 }
 
+/**
+ * projectAll of the positions gliding from `a` to `b` at fraction t (interp.js
+ * lerpPositions), in one pass: at 1,000,000 points this saves writing and
+ * reading an intermediate array of 2,000,000 floats per frame. `only`:
+ * indices of the points to place (the others are left as they are).
+ */
+export function projectLerp(view, width, height, a, b, t, xs, ys, only = null) {
+  const k = view.k, ox = width / 2 - view.cx * k, oy = height / 2 + view.cy * k;
+  const n = xs.length;
+  if (b.length !== a.length || a.length !== 2 * n) throw new RangeError("positions of different lengths");
+  if (only) {
+    for (let j = 0; j < only.length; j++) {
+      const i = only[j], ax = a[2 * i], ay = a[2 * i + 1];
+      xs[i] = (ax + (b[2 * i] - ax) * t) * k + ox;
+      ys[i] = oy - (ay + (b[2 * i + 1] - ay) * t) * k;
+    }
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const ax = a[2 * i], ay = a[2 * i + 1];
+    xs[i] = (ax + (b[2 * i] - ax) * t) * k + ox;
+    ys[i] = oy - (ay + (b[2 * i + 1] - ay) * t) * k;
+  }
+}
+
 /** Zoom by `factor` keeping the data point under screen (sx, sy) fixed. */
 export function zoomAt(view, width, height, sx, sy, factor) {
   const [x, y] = toData(view, width, height, sx, sy);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ease, lerpPositions, transitionProgress } from "../src/interp.js";
-import { fitView, toScreen, toData, zoomAt, panBy, projectAll } from "../src/view.js";
+import { fitView, toScreen, toData, zoomAt, panBy, projectAll, projectLerp } from "../src/view.js";
 
 test("ease runs from 0 to 1, symmetric, clamped", () => {
   assert.equal(ease(0), 0);
@@ -55,4 +55,16 @@ test("projectAll matches toScreen point by point", () => {
     const [sx, sy] = toScreen(v, 80, 60, pos[2 * i], pos[2 * i + 1]);
     assert.ok(Math.abs(xs[i] - sx) < 1e-4 && Math.abs(ys[i] - sy) < 1e-4);
   }
+});
+
+test("projectLerp equals lerpPositions then projectAll", () => {
+  const v = fitView([-2, 3, -1, 1], 90, 50);
+  const a = Float32Array.from([0.5, -0.25, -1, 1, 2, 0]), b = Float32Array.from([-1.5, 0.75, 3, -1, 0, 0.5]);
+  for (const t of [0, 0.3, 1]) {
+    const xs = new Float32Array(3), ys = new Float32Array(3), wx = new Float32Array(3), wy = new Float32Array(3);
+    projectLerp(v, 90, 50, a, b, t, xs, ys);
+    projectAll(v, 90, 50, lerpPositions(a, b, t), wx, wy);
+    for (let i = 0; i < 3; i++) assert.ok(Math.abs(xs[i] - wx[i]) < 1e-3 && Math.abs(ys[i] - wy[i]) < 1e-3, `t ${t}, point ${i}`);
+  }
+  assert.throws(() => projectLerp(v, 90, 50, a, b.subarray(0, 4), 0.5, new Float32Array(3), new Float32Array(3)));
 });

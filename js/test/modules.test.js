@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Playback, STEP_MS } from "../src/playback.js";
 import { originOf, fromInside, isWidgetKey, keyAction } from "../src/input.js";
-import { pointStyle, buildPasses } from "../src/frame.js";
+import { pointStyle, buildPasses, FrameComposer } from "../src/frame.js";
 import { METRICS, assess, runRange, warnings } from "../src/faith.js";
 import { trailPoints } from "../src/overlay.js";
 import { epochTicks } from "../src/panels.js";
@@ -163,4 +163,34 @@ test("view options map to traits both ways", () => {
   assert.deepEqual(to(from([3, 1])), [1, 3]);
   assert.equal(OPTIONS.colorBy[1]("rainbow"), "label", "an unknown value falls back");
   assert.equal(OPTIONS.pointOpacity[1](null), null);
+});
+
+test("a glide over more than playback.glide_points points moves and draws every k-th unselected one and every selected one", () => {
+  const n = 1000, style = { ...STYLE, playback: { ...STYLE.playback, glide_points: 300 } };
+  const c = new FrameComposer(n);
+  const visible = new Uint8Array(n).fill(1), selMask = new Uint8Array(n);
+  for (const i of [5, 6, 500]) selMask[i] = 1;
+  c.passes = buildPasses({ n, visible, selMask, colors: new Uint32Array(n), wrong: new Uint8Array(n),
+    ps: { radius: 1, alpha: 1, outline: false }, anySelected: true });
+  const g = c.glidePasses(style);
+  assert.equal(g.every, Math.ceil(997 / 300));
+  assert.ok(g.passes[0].order.length <= 300 && g.passes[0].order.length >= 250);
+  assert.deepEqual(Array.from(g.passes[1].order), [5, 6, 500], "every selected point");
+  assert.equal(g.indices.length, g.passes[0].order.length + 3);
+  assert.equal(c.glidePasses(style), g, "kept while the passes are the same");
+  // place moves the subset only; placeAll (a lasso mid-glide) moves the rest
+  const a = new Float32Array(2 * n), b = new Float32Array(2 * n).fill(1);
+  const view = { cx: 0, cy: 0, k: 10 };
+  c.place({ positions: a }, { positions: b }, 0.5, view, 100, 100, g.indices);
+  assert.equal(c.partial, true);
+  const moved = g.indices[0], still = 1; // index 1 is neither in the subset (k > 1) nor selected
+  assert.equal(c.xs[moved], 55);
+  assert.equal(c.xs[still], 0);
+  c.placeAll();
+  assert.equal(c.partial, false);
+  assert.equal(c.xs[still], 55);
+  const few = new FrameComposer(10);
+  few.passes = buildPasses({ n: 10, visible: new Uint8Array(10).fill(1), selMask: new Uint8Array(10), colors: new Uint32Array(10),
+    wrong: new Uint8Array(10), ps: { radius: 1, alpha: 1, outline: false }, anySelected: false });
+  assert.equal(few.glidePasses(style), null, "few points: all of them glide");
 });

@@ -8,6 +8,7 @@ output be read back.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -38,8 +39,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class _ServerProcess:
+    """What every server here shares: its log's tail and a process-group shutdown."""
+
+    proc: subprocess.Popen
+    log_path: pathlib.Path
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
 @dataclass
-class JupyterServer:
+class JupyterServer(_ServerProcess):
     """A running Jupyter server (kind 'lab' or 'notebook')."""
 
     kind: str
@@ -61,23 +86,6 @@ class JupyterServer:
         if workspace:
             return f"{self.base}/lab/workspaces/{workspace}/tree/{name}?token={self.token}&reset"
         return f"{self.base}/lab/tree/{name}?token={self.token}"
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def start_server(kind: str, workdir: pathlib.Path, timeout: float = 90.0) -> JupyterServer:
@@ -110,18 +118,7 @@ def start_server(kind: str, workdir: pathlib.Path, timeout: float = 90.0) -> Jup
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = JupyterServer(kind, root, port, token, proc, log_path)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{app} exited with {proc.returncode}:\n{server.log()}")
-        try:
-            with urllib.request.urlopen(f"{server.base}/api/status?token={token}", timeout=2) as r:
-                if r.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"{app} did not answer within {timeout}s:\n{server.log()}")
+    return _wait_http(server, f"{server.base}/api/status?token={token}", timeout, app)
 
 
 def write_notebook(path: pathlib.Path, cells: list[str]) -> None:
@@ -209,6 +206,38 @@ def kernel_json(page, expr: str) -> object:
     return json.loads(line[2:])
 
 
+@contextlib.contextmanager
+def lab_session(prefix: str = "dvi-browser-"):
+    """A JupyterLab server in a fresh work folder and a headless Chromium, for the benchmarks and
+    screenshot scripts (the tests use conftest.py's fixtures): yields (server, browser); closes
+    both and removes the folder afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    work = make_workdir(prefix)
+    server = start_server("lab", work)
+    try:
+        with sync_playwright() as p:
+            browser = launch_browser(p)
+            try:
+                yield server, browser
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+        remove_workdir(work)
+
+
+def notebook_page(browser, server: JupyterServer, name: str, cells: list[str], workspace: str,
+                  timeout_ms: int = 600_000, **page_options):
+    """Write notebook `name` with `cells`, open it in a new page (`page_options`: viewport, ...)
+    in a fresh workspace, run all its cells and return the page."""
+    write_notebook(server.root / name, cells)
+    page = browser.new_page(**page_options)
+    open_notebook(page, server, name, workspace=workspace)
+    run_all_cells(page, timeout_ms=timeout_ms)
+    return page
+
+
 def make_workdir(prefix: str = "dvi-browser-") -> pathlib.Path:
     return pathlib.Path(tempfile.mkdtemp(prefix=prefix))
 
@@ -220,22 +249,13 @@ def remove_workdir(path: pathlib.Path) -> None:
 # ---------------------------------------------------------------- marimo and Voila
 
 @dataclass
-class AppServer:
+class AppServer(_ServerProcess):
     """A running marimo (`marimo run`) or Voila server showing one app, on 127.0.0.1."""
 
     kind: str
     url: str
     proc: subprocess.Popen
     log_path: pathlib.Path
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        JupyterServer.stop(self)  # same process-group shutdown
 
 
 def _wait_http(server, url: str, timeout: float, name: str):
