@@ -193,6 +193,18 @@ def wait_for_epoch(run: str | Path, epoch: int, stop: str | None = None, timeout
         time.sleep(2.0)
 
 
+def engine_commit() -> str:
+    """The last commit that changed dvi_widget/ (the engine a scaling row measured), "+ uncommitted" if dirty."""
+    try:
+        c = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "dvi_widget"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "dvi_widget"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return c + (" + uncommitted" if dirty else "")
+    except Exception:
+        return os.environ.get("BENCH_COMMIT", "unknown")
+
+
 def loadavg() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
@@ -590,24 +602,45 @@ def stage_scale(a: dict) -> dict:
     rec = dvi.Recorder(run, labels=labels, classes=classes, split=split, overwrite=True)
     epochs = []
     rss = RssSampler()
+    import torch
+    from dvi_widget.engine import knn as knn_mod
+    calls = {"approximate": 0}
+    approx0 = knn_mod.approximate_knn
+
+    def counted(kind, fn):        # which kNN path the complex's graph took (checked, not assumed)
+        def wrapper(*args, **kw):
+            calls[kind] += 1
+            return fn(*args, **kw)
+        return wrapper
+    # knn_graph looks both up in its module at call time; the wrappers only count, then delegate
+    knn_mod.approximate_knn = counted("approximate", approx0)
+    epochs = []
+    rss = RssSampler()
     for t, H, head in epochs_iter():
         t0 = time.perf_counter()
         rec.capture(features=H, head=head, epoch=t)
         capture_s = time.perf_counter() - t0
+        load0 = loadavg()
+        calls["approximate"] = 0
         with rss.span() as mem:
             t0 = time.perf_counter()
             vis = dvi.fit(run, preset=a["preset"], progress=False, **a["overrides"])
             fit_s = time.perf_counter() - t0
         m = vis.metrics[t]
+        path = "pynndescent" if calls["approximate"] else "exact (torch)"
         epochs.append({"epoch": t, "capture_s": capture_s, "fit_s": fit_s, "fit_peak_rss_mb": mem.peak_mb,
-                       "fit_info": fit_info(run, t), "metrics": m, "load": loadavg()})
+                       "fit_info": fit_info(run, t), "metrics": m, "load_start": load0, "load": loadavg(),
+                       "knn_path": path, "torch_interop": torch.get_num_interop_threads(),
+                       "pynndescent_loaded": "pynndescent" in sys.modules})
         log(f"  scaling {a['n']} x {a['dim']} epoch {t}: capture {capture_s:.2f} s, fit {fit_s:.2f} s, "
-            f"peak RSS {mem.peak_mb:.0f} MiB, nn_rate {fmt(m.get('nn_rate@15'))}, ppr {fmt(m.get('ppr'))}")
+            f"peak RSS {mem.peak_mb:.0f} MiB, kNN {path}, threads {epochs[-1]['fit_info'].get('threads')}, "
+            f"nn_rate {fmt(m.get('nn_rate@15'))}, ppr {fmt(m.get('ppr'))}, load {load0}")
+    knn_mod.approximate_knn = approx0
     rec.close()
     summary = dict(vis.summary)
     shutil.rmtree(run, ignore_errors=True)     # 200k x 64 x 3 epochs of features: do not keep it
     return {"epochs": epochs, "summary": summary, "peak_rss_mb": peak_rss_mb(), **ctx,
-            "threads_end": threads_info(), "load_end": loadavg()}
+            "exact_limit": knn_mod.EXACT_LIMIT, "threads_end": threads_info(), "load_end": loadavg()}
 
 
 def stage_scale_umap(a: dict) -> dict:
@@ -1154,31 +1187,57 @@ def cases_markdown(res: dict) -> str:
 
 
 def scaling_benchmark(opts, command: str) -> dict:
+    """One row per size: ours (capture + incremental fit, 3 epochs, fresh process) then umap-learn's
+    fit_transform of the same last-epoch features (another fresh process, numba warmed first).
+
+    Rows of sizes not run in this invocation are kept from ``--out``/engine-scaling.json (each row
+    carries its own command, commit, date and load), so the sizes can be measured one at a time,
+    each under the benchmark lock; ``--no-merge`` starts the table afresh.
+    """
     workdir = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="dvi-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
     epochs = opts.epochs or 3
     t0 = time.perf_counter()
+    out_json = Path(opts.out) / "engine-scaling.json"
+    old_rows = []
+    if not opts.no_merge and out_json.exists():
+        try:
+            old_rows = [r for r in json.loads(out_json.read_text()).get("rows", []) if r.get("commit")]
+        except (ValueError, OSError):
+            old_rows = []
     res = {"command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "commit": git_commit(), "machine": machine(), "load_start": loadavg(), "rows": []}
     sizes = [tuple(int(v) for v in size.lower().split("x")) for size in opts.sizes.split(",")]
+    new_rows = []
     for n, d in sizes:
-        log(f"scaling: {n} x {d}, {epochs} epochs, preset {opts.scaling_preset}")
-        ours = run_stage("scale", {"label": f"{n}x{d}", "n": n, "dim": d, "epochs": epochs, "seed": 0,
-                                   "preset": opts.scaling_preset, "run": str(workdir / f"scale-{n}x{d}"),
-                                   "overrides": {}}, workdir)
-        res["rows"].append({"n": n, "d": d, "epochs": epochs, "ours": ours})
+        row = {"n": n, "d": d, "epochs": epochs, "command": command, "commit": git_commit(),
+               "engine_commit": engine_commit(),
+               "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_start": loadavg()}
+        before = next((r for r in old_rows if (r["n"], r["d"]) == (n, d)), None)
+        if opts.scaling_part == "umap" and before is not None:      # keep the row's own side, add umap-learn's
+            row = dict(before, umap_command=command, umap_commit=row["commit"], umap_date=row["date"])
+        else:
+            log(f"scaling: {n} x {d}, {epochs} epochs, preset {opts.scaling_preset}, load {row['load_start']}")
+            row["ours"] = run_stage("scale", {"label": f"{n}x{d}", "n": n, "dim": d, "epochs": epochs, "seed": 0,
+                                              "preset": opts.scaling_preset, "run": str(workdir / f"scale-{n}x{d}"),
+                                              "overrides": {}}, workdir)
+        if opts.scaling_part == "ours" and before is not None and not (before.get("umap") or {}).get("error"):
+            row["umap"] = before["umap"]                               # umap-learn's side measured earlier
+        elif not opts.skip_umap and opts.scaling_part != "ours":
+            log(f"scaling: umap-learn on the same {n} x {d} features (fresh process, numba warmed first)")
+            um = run_stage("scale-umap", {"label": f"{n}x{d}", "sizes": [(n, d)], "epochs": epochs, "seed": 0,
+                                          "umap_seed": opts.umap_seed}, workdir)
+            row["umap"] = dict((um.get("sizes") or {}).get(f"{n}x{d}") or {"error": um.get("error", "missing")},
+                               threads=um.get("threads"))
+        else:
+            row["umap"] = {"error": "skipped"}
+        row["load_end"] = loadavg()
+        new_rows.append(row)
+        done = {(r["n"], r["d"]) for r in new_rows}
+        res["rows"] = sorted([r for r in old_rows if (r["n"], r["d"]) not in done] + new_rows,
+                             key=lambda r: (r["n"], r["d"]))
         Path(opts.out).mkdir(parents=True, exist_ok=True)
         (Path(opts.out) / "engine-scaling.partial.json").write_text(json.dumps(res, indent=1, default=float))
-    if not opts.skip_umap:
-        log("scaling: umap-learn on the same features, every size in one process")
-        um = run_stage("scale-umap", {"label": "all", "sizes": sizes, "epochs": epochs, "seed": 0,
-                                      "umap_seed": opts.umap_seed}, workdir)
-        res["umap"] = um
-        for r in res["rows"]:
-            r["umap"] = (um.get("sizes") or {}).get(f"{r['n']}x{r['d']}") or {"error": um.get("error", "missing")}
-    else:
-        for r in res["rows"]:
-            r["umap"] = {"error": "skipped"}
     res["load_end"] = loadavg()
     res["total_s"] = time.perf_counter() - t0
     if not opts.workdir and not opts.keep:
@@ -1186,44 +1245,107 @@ def scaling_benchmark(opts, command: str) -> dict:
     return res
 
 
+STAGE_KEYS = ("complex_s", "layout_s", "maps_s", "map_s", "metrics_s")
+
+
 def stage_times(info: dict) -> str:
     """The fit's own per-stage seconds (info.json keys ending in _s), e.g. "complex 3.1, layout 9.0"."""
     return ", ".join(f"{k[:-2]} {v:.1f}" for k, v in info.items() if k.endswith("_s") and isinstance(v, (int, float)))
 
 
+def _growth(t0: float, t1: float, n0: int, n1: int) -> float:
+    """Exponent p with t1 / t0 = (n1 / n0) ** p."""
+    if not (t0 and t1 and t0 > 0 and t1 > 0 and n1 != n0):
+        return float("nan")
+    return float(np.log(t1 / t0) / np.log(n1 / n0))
+
+
+def scaling_row_figures(r: dict) -> dict:
+    """The figures of one size: cold (epoch 1), warm (mean of epochs 2..E) and mean fit seconds, umap-learn's
+    fit_transform, the ratios, and per-stage seconds (cold, warm mean) from each fit's info.json."""
+    es = r["ours"]["epochs"]
+    cold, warm = es[0], es[1:] or es[:1]
+    u = r.get("umap") or {}
+    uf = u.get("fit_transform_s") if not u.get("error") else None
+    f = {"cold_s": cold["fit_s"], "warm_s": _mean([e["fit_s"] for e in warm]),
+         "mean_s": _mean([e["fit_s"] for e in es]), "capture_s": _mean([e["capture_s"] for e in es]),
+         "umap_s": uf}
+    for k in ("cold", "warm", "mean"):
+        f[f"{k}_ratio"] = f[f"{k}_s"] / uf if uf else float("nan")
+    for key in STAGE_KEYS:
+        f[f"{key}_cold"] = (cold.get("fit_info") or {}).get(key)
+        f[f"{key}_warm"] = _mean([(e.get("fit_info") or {}).get(key) for e in warm])
+    return f
+
+
 def scaling_markdown(res: dict) -> str:
-    lines = header_markdown(res)
-    cols = ["N x D", "capture s (mean)", "fit s, epoch 1 (cold)", "fit s, later epochs (mean)",
-            "umap fit_transform s", "÷ umap, later epoch", "÷ umap, epoch 1", "peak RSS MiB: ours / umap",
-            "nn_rate@15 last: ours / umap", "threads: torch per epoch / numba", "load (1 min) ours / umap",
-            "last epoch's stages, s"]
+    lines = ["Rows are measured one size (or one side of a size) per invocation: each row gives the engine commit, "
+             "date and load it was measured at, engine-scaling.json each row's command. The last invocation:", ""]
+    lines += header_markdown(res)
+    cols = ["N x D", "fit s: cold (epoch 1) / warm (mean 2..E) / mean", "umap-learn fit_transform s",
+            "÷ umap: cold / warm / mean", "capture s", "peak RSS MiB: ours / umap", "nn_rate@15 last: ours / umap",
+            "kNN path", "threads: torch intra per epoch, inter / numba", "load 1-min: ours start / umap start",
+            "engine commit, date"]
     lines += ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
+    figs = {}
     for r in res["rows"]:
-        o, u = r["ours"], r["umap"]
+        o, u = r["ours"], r.get("umap") or {}
         name = f"{r['n']:,} x {r['d']}"
         if o.get("error"):
             lines.append(f"| {name} | failed: {o['error']} |" + " |" * (len(cols) - 2))
             continue
+        f = figs[(r["n"], r["d"])] = scaling_row_figures(r)
         es = o["epochs"]
-        later = [e["fit_s"] for e in es[1:]] or [es[0]["fit_s"]]
-        uf = u.get("fit_transform_s") if not u.get("error") else None
         last_m = es[-1]["metrics"]
+        ut = u.get("threads") or {}
         lines.append("| " + " | ".join([
-            name, fmt(_mean([e["capture_s"] for e in es]), ".1f"), fmt(es[0]["fit_s"], ".1f"), fmt(_mean(later), ".1f"),
-            fmt(uf, ".1f"), fmt(_mean(later) / uf if uf else None, ".2f"), fmt(es[0]["fit_s"] / uf if uf else None, ".2f"),
+            name, f"{fmt(f['cold_s'], '.1f')} / {fmt(f['warm_s'], '.1f')} / {fmt(f['mean_s'], '.1f')}",
+            fmt(f["umap_s"], ".1f") if not u.get("error") else f"failed: {u['error']}",
+            f"{fmt(f['cold_ratio'], '.2f')} / {fmt(f['warm_ratio'], '.2f')} / {fmt(f['mean_ratio'], '.2f')}",
+            fmt(f["capture_s"], ".2f"),
             f"{fmt(o['peak_rss_mb'], '.0f')} / {fmt(u.get('fit_peak_rss_mb'), '.0f')}",
             f"{fmt(last_m.get('nn_rate@15'))} / {fmt(u.get('nn_rate@15'))}",
-            f"{'/'.join(str((e.get('fit_info') or {}).get('threads', '?')) for e in es)} / {u.get('numba_threads')}",
-            f"{fmt((o.get('load_start') or [None])[0], '.1f')} / {fmt((u.get('load_start') or [None])[0], '.1f')}",
-            stage_times(es[-1].get("fit_info") or {})]) + " |")
-    lines += ["", "- ours: `rec.capture(features=H, head=head, epoch=e)` then `dvi.fit(run)` each epoch, in one process per "
-              "size (peak RSS: that process's ru_maxrss, data generation and recording included); umap-learn: "
-              "`umap.UMAP().fit_transform` of the last epoch's features, every size in one further process warmed once "
-              "by a `fit_transform` of 5,000 random points (not timed; numba's compilation took "
-              f"{fmt((res.get('umap') or {}).get('warm_s'), '.0f')} s); its peak RSS is the process's resident memory "
-              "sampled during that call (the process held torch, umap-learn and the features before it). 'later epoch' is "
-              "the mean fit over epochs 2..E (warm-started); 'epoch 1' includes every one-off cost a fresh process pays "
-              "(above 50,000 points, pynndescent's numba compilation).",
+            ", ".join(sorted({e.get("knn_path", "?") for e in es})),
+            f"{'/'.join(str((e.get('fit_info') or {}).get('threads', '?')) for e in es)}, "
+            f"{es[0].get('torch_interop', (o.get('threads') or {}).get('torch_interop', '?'))} / "
+            f"{u.get('numba_threads')}" + (f" (umap process torch {ut.get('torch_intraop')})" if ut else ""),
+            f"{fmt((es[0].get('load_start') or o.get('load_start') or [None])[0], '.2f')} / "
+            f"{fmt((u.get('load_start') or [None])[0], '.2f')}",
+            f"{r.get('engine_commit') or r.get('commit', res.get('commit'))}, {r.get('date', res.get('date'))}"]) + " |")
+    # per-stage seconds and growth exponents
+    lines += ["", "Per-stage seconds of each fit (info.json; complex = kNN graph + fuzzy set + boundary complex, "
+              "layout = the SGD layout (the chain's link), maps = encoder/decoder fitted to it, map = decision map, "
+              "metrics), cold epoch 1 / warm mean of epochs 2..E:", "",
+              "| N x D | " + " | ".join(k[:-2] for k in STAGE_KEYS) + " | fit total |",
+              "|---|" + "---:|" * (len(STAGE_KEYS) + 1)]
+    for (n, d), f in figs.items():
+        lines.append(f"| {n:,} x {d} | " + " | ".join(
+            f"{fmt(f[k + '_cold'], '.1f')} / {fmt(f[k + '_warm'], '.1f')}" for k in STAGE_KEYS)
+            + f" | {fmt(f['cold_s'], '.1f')} / {fmt(f['warm_s'], '.1f')} |")
+    keys = sorted(figs)
+    if len(keys) > 1:
+        lines += ["", "Growth exponent p between consecutive sizes (t ∝ N^p; warm epochs; p = 1 is linear, 2 is N^2; "
+                  "where D changes too (marked), the exponent mixes the two: halving D roughly halves the kNN and "
+                  "metrics work, so there it understates the growth in N):", "",
+                  "| from → to | " + " | ".join(k[:-2] for k in STAGE_KEYS) + " | fit (warm) | umap-learn |",
+                  "|---|" + "---:|" * (len(STAGE_KEYS) + 2)]
+        for a, b in zip(keys, keys[1:]):
+            fa, fb = figs[a], figs[b]
+            lines.append(f"| {a[0]:,}x{a[1]} → {b[0]:,}x{b[1]}{' (D changes)' if a[1] != b[1] else ''} | " + " | ".join(
+                fmt(_growth(fa[k + "_warm"], fb[k + "_warm"], a[0], b[0]), ".2f") for k in STAGE_KEYS)
+                + f" | {fmt(_growth(fa['warm_s'], fb['warm_s'], a[0], b[0]), '.2f')} | "
+                  f"{fmt(_growth(fa['umap_s'], fb['umap_s'], a[0], b[0]), '.2f')} |")
+    lines += ["", "- ours: `rec.capture(features=H, head=head, epoch=e)` then `dvi.fit(run)` each epoch, in one fresh "
+              "process per size (peak RSS: that process's ru_maxrss, data generation and recording included); "
+              "'cold' is epoch 1 (a fresh process: every one-off cost, above 50,000 points pynndescent's numba "
+              "compilation too), 'warm' the mean of epochs 2..E (warm-started). kNN path: checked per epoch by "
+              "counting calls into `dvi_widget.engine.knn.approximate_knn` (pynndescent).",
+              "- umap-learn: `umap.UMAP().fit_transform` of the same size's last-epoch features, in a further fresh "
+              "process, warmed first by a `fit_transform` of 5,000 random points (not timed); no random_state (its "
+              "parallel code path), numba on every core. Its peak RSS is that process's resident memory during the "
+              "call (the process also held torch, umap-learn and the features).",
+              "- each row was measured alone under `flock /work/bench.lock` at normal priority (other work on the "
+              "machine ran niced); its command, commit and date are in the row and in engine-scaling.json.",
               "- features: `synthetic_features` in benchmarks/engine.py: 10 classes, each a blob spread along its own "
               "8-D subspace, centres pulling apart and drifting every epoch; a random linear head nudged each epoch."]
     return "\n".join(lines) + "\n"
@@ -1277,6 +1399,11 @@ def main(argv=None) -> int:
     p.add_argument("--scaling", action="store_true", help="the features-only scaling table")
     p.add_argument("--sizes", default=SCALING_SIZES, help="scaling sizes, NxD comma-separated (default %(default)s)")
     p.add_argument("--scaling-preset", default="default")
+    p.add_argument("--scaling-part", choices=("both", "ours", "umap"), default="both",
+                   help="--scaling: measure both sides of each row, or only ours / only umap-learn's (the other "
+                        "side is kept from --out/engine-scaling.json), so a large size fits in two lock holds")
+    p.add_argument("--no-merge", action="store_true",
+                   help="--scaling: do not keep the rows of other sizes already in --out/engine-scaling.json")
     p.add_argument("--gpu-synthetic", action="store_true", help="50,000 x 512 synthetic features-only run (CUDA)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(HERE / "results"), help="folder for the markdown tables and the JSON")
@@ -1305,6 +1432,11 @@ def main(argv=None) -> int:
         res, md, stem = None, None, "engine-gpu-synthetic"
         res = synthetic_benchmark(opts, command)
         md = synthetic_markdown(res)
+    elif opts.scaling and opts.assemble:     # rebuild the table from --out/engine-scaling(.partial).json
+        src = Path(opts.out) / "engine-scaling.json"
+        src = src if src.exists() else Path(opts.out) / "engine-scaling.partial.json"
+        res = json.loads(src.read_text())
+        md, stem = scaling_markdown(res), "engine-scaling"
     elif opts.scaling:
         res = scaling_benchmark(opts, command)
         md, stem = scaling_markdown(res), "engine-scaling"

@@ -261,7 +261,8 @@ def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str 
 
     Parameters
     ----------
-    run : path of a recorded run directory.
+    run : path of a recorded run directory, or an fsspec URL (``memory://``, ``s3://``...; see
+        ``dvi_widget.store.fs``).
     config : a :class:`FitConfig` (every field documented there); ``options`` override its fields.
     preset : ``"default"`` (= ``"layout"``: UMAP's SGD layout, aligned across epochs, with an
         encoder and decoder fitted to it), ``"parametric"`` (the first engine: an encoder/decoder MLP

@@ -86,6 +86,10 @@ class Recorder:
     ``boundary_cap``: most boundary samples per epoch; ``batch_size``: inputs per forward
     pass; ``seed``: the private generator's seed; ``fit_options``: what ``show()``'s live
     fits pass to ``dvi.fit``.
+
+    ``path`` is a local folder or an fsspec URL (``memory://``, ``file://``, ``s3://``,
+    ``gcs://``... with the file system's fsspec driver installed); see README.md, "Runs on
+    shared storage", for what is atomic where. Checkpoint files may be URLs too.
     """
 
     def __init__(self, path: str | os.PathLike, inputs=None, labels=None, classes: Sequence[str] | None = None,

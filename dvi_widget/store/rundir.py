@@ -374,6 +374,54 @@ def run_entries_unexpected(path: Path) -> list[str]:
     return odd
 
 
+class RemoteRows:
+    """Rows of a C-ordered ``.npy`` on a remote file system, read on demand (what a memory map is
+    locally): ``rows[indices]`` fetches only those rows, in one batch of ranged reads
+    (``fs.cat_ranges``), so a widget's thumbnails never download the whole file."""
+
+    def __init__(self, path: RemotePath, shape: tuple[int, ...], dtype: np.dtype, offset: int):
+        self.path, self.shape, self.dtype, self.offset = path, shape, np.dtype(dtype), offset
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    @classmethod
+    def open(cls, path: RemotePath, shape, dtype) -> "RemoteRows | None":
+        """None when the array is Fortran-ordered (rows not contiguous): then it is read whole."""
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            _shape, fortran, _dtype = read(f, max_header_size=10000)
+            offset = f.tell()
+        return None if fortran else cls(path, tuple(shape), dtype, offset)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        idx = np.arange(self.shape[0])[index]
+        scalar = np.ndim(idx) == 0
+        idx = np.atleast_1d(idx).astype(np.int64)
+        uniq = np.unique(idx)
+        # consecutive rows are read as one range
+        breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+        runs = np.split(uniq, breaks) if len(uniq) else []
+        starts = [self.offset + int(r[0]) * self.row_bytes for r in runs]
+        ends = [self.offset + (int(r[-1]) + 1) * self.row_bytes for r in runs]
+        try:
+            chunks = self.path.fs.cat_ranges([self.path.path] * len(runs), starts, ends) if runs else []
+        except (OSError, ValueError) as e:
+            raise RunFileError(self.path, f"damaged run file ({type(e).__name__}: {e})") from None
+        data = b"".join(chunks)
+        if len(data) != len(uniq) * self.row_bytes:
+            raise RunFileError(self.path, "damaged run file (shorter than its header declares)")
+        table = np.frombuffer(data, dtype=self.dtype).reshape((len(uniq),) + self.shape[1:])
+        out = table[np.searchsorted(uniq, idx)]
+        return out[0] if scalar else out
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a.astype(dtype) if dtype is not None else a
+
+
 class RunDir:
     """Read and write one run directory. Knows files, not algorithms.
 
@@ -477,6 +525,10 @@ class RunDir:
         shape, dtype = npy_header(path, _cap(path))
         if dtype != np.uint8 or len(shape) not in (3, 4) or shape[0] != self.n or (len(shape) == 4 and shape[3] != 3):
             raise RunFileError(path, f"thumbnails must be uint8 (N={self.n}, h, w[, 3]) (N as meta.json says), got {dtype} {shape}")
+        if mmap and _remote(path):
+            rows = RemoteRows.open(path, shape, dtype)
+            if rows is not None:
+                return rows
         return load_npy(path, mmap=mmap)
 
     # ---- epochs ----------------------------------------------------------

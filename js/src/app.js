@@ -281,6 +281,7 @@ export class DVIApp {
     createImageBitmap(new Blob([e.background], { type: "image/png" }))
       .then((bmp) => {
         e.bitmap = bmp;
+        this._aheadKey = null; // paint it ahead too
         this.invalidate(true);
       })
       .catch((err) => this.onError(err));
@@ -414,8 +415,7 @@ export class DVIApp {
     this.stats.lastLasso = Array.from(poly);
     this.composer.placeAll(); // mid-glide only a subset was placed
     const t0 = performance.now();
-    const vis = this.composer.visible;
-    const hits = pointsInPolygon(this.composer.xs, this.composer.ys, poly, (i) => vis[i] === 1);
+    const hits = pointsInPolygon(this.composer.xs, this.composer.ys, poly, this.composer.visible);
     this.stats.lastHitTestMs = performance.now() - t0;
     const globals = Array.from(hits, (i) => this.data.globalIndex(i));
     this.setSelection(combineSelection(this.selected, globals, mode));
@@ -520,7 +520,32 @@ export class DVIApp {
     else {
       this.root.dataset.drawnEpoch = String(pb.current);
       s.drawnAt = Date.now();
+      this._paintAhead(view);
     }
+  }
+
+  /**
+   * At rest, paint the other epochs' maps under this view between frames, one
+   * per task, so a later jump (`w.epoch = k`, the slider) copies a painted map.
+   * Stops when the view or size changes (the next frame at rest starts again).
+   */
+  _paintAhead(view) {
+    const fill = this._mapFill();
+    const key = [view.cx, view.cy, view.k, this.renderer.width, this.renderer.height, fill].join("|");
+    if (this._aheadKey === key) return;
+    this._aheadKey = key;
+    // the epochs nearest the one shown, as many as the cache keeps besides it
+    const cur = this.store.indexOf(this.playback.current);
+    const near = this.store.epochs.map((e, i) => [Math.abs(i - cur), e]).sort((a, b) => a[0] - b[0])
+      .slice(0, this.renderer.mapCapacity()).map(([, e]) => e);
+    const next = () => this.guard(() => {
+      if (this._aheadKey !== key || this.playback.transition) return;
+      const e = near.find((x) => x.bitmap && !this.renderer.hasMap(view, x, fill));
+      if (!e) return;
+      this.renderer.prepare(view, e, fill);
+      setTimeout(next, 0);
+    });
+    setTimeout(next, 0);
   }
 
   _drawOverlay(view, W, H) {

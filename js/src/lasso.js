@@ -1,10 +1,11 @@
 /**
  * Lasso hit-testing: which points lie inside a freehand polygon.
  *
- * Even-odd (crossing number) rule. Edges are bucketed by y into horizontal
- * bands, so each point only tests the few edges that span its band: the cost
- * is about O(points + edges) rather than O(points x edges), which keeps a
- * 300-vertex lasso over 50,000 points well under a frame.
+ * Even-odd (crossing number) rule. A grid of small cells over the polygon
+ * says which cells lie wholly inside or outside; only points in cells an edge
+ * passes through are tested exactly, against the few edges of their
+ * horizontal band: about one lookup per point, whatever the lasso's length
+ * (benchmarks/README.md, "Widget", times it at 1,000,000 points).
  */
 
 /** Bounding box of a flat polygon [x0, y0, x1, y1, ...]. */
@@ -33,17 +34,60 @@ export function pointInPolygon(x, y, poly) {
 }
 
 /**
- * Indices i (into xs/ys) inside the polygon, for which `visible(i)` holds when given.
+ * Indices i (into xs/ys) inside the polygon, for which `visible` holds when
+ * given (a function of i, or a Uint8Array mask, 1 = visible).
  * xs, ys: screen coordinates (typed arrays); poly: flat [x0, y0, ...] (closed implicitly).
  * Returns a Uint32Array of positions into xs, ascending.
+ *
+ * The polygon's bounding box is cut into cells of `cell` px. Cells an edge
+ * passes through are marked "edge"; every other cell lies wholly inside or
+ * outside, as its centre does (one even-odd scan per row of cells). A point
+ * in an inside cell is a hit, one in an outside cell is not, and only points
+ * in edge cells get the exact even-odd test (against the edges of their band):
+ * the same answer as testing every point, at about one lookup per point.
  */
-export function pointsInPolygon(xs, ys, poly, visible = null) {
+export function pointsInPolygon(xs, ys, poly, visible = null, cell = 2) {
   const m = poly.length / 2;
   if (m < 3) return new Uint32Array(0);
   const { x0, y0, x1, y1 } = polygonBounds(poly);
+  const gw = Math.max(1, Math.ceil((x1 - x0) / cell) + 1), gh = Math.max(1, Math.ceil((y1 - y0) / cell) + 1);
+  const grid = cellGrid(poly, x0, y0, gw, gh, cell); // 0 outside, 1 inside, 2 edge
+  const bandOf = edgeBands(poly, y0, y1);
+  const mask = visible && typeof visible !== "function" ? visible : null;
+  const fn = visible && typeof visible === "function" ? visible : null;
+  const n = xs.length, inv = 1 / cell;
+  const hits = new Uint32Array(n);
+  let count = 0;
+  for (let p = 0; p < n; p++) {
+    const x = xs[p], y = ys[p];
+    if (!(x >= x0 && x <= x1 && y >= y0 && y <= y1)) continue;
+    if (mask ? mask[p] !== 1 : fn && !fn(p)) continue;
+    const g = grid[((y - y0) * inv | 0) * gw + ((x - x0) * inv | 0)];
+    if (g === 1 || (g === 2 && insideBand(x, y, poly, bandOf(y)))) hits[count++] = p;
+  }
+  return hits.slice(0, count);
+}
+
+/** Even-odd test of (x, y) against the edges [i, j, i, j, ...] of its band. */
+function insideBand(x, y, poly, edges) {
+  let inside = false;
+  for (let e = 0; e < edges.length; e += 2) {
+    const i = edges[e], j = edges[e + 1];
+    const xi = poly[2 * i], yi = poly[2 * i + 1];
+    const xj = poly[2 * j], yj = poly[2 * j + 1];
+    if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+/**
+ * Edges bucketed by horizontal band (each point tests only the edges whose
+ * y-span touches its band). Returns y -> Int32Array of edge end pairs.
+ */
+function edgeBands(poly, y0, y1) {
+  const m = poly.length / 2;
   const bands = Math.max(1, Math.min(256, m));
   const h = (y1 - y0) / bands || 1;
-  // edge lists per band: edges whose y-span touches the band
   const buckets = Array.from({ length: bands }, () => []);
   for (let i = 0, j = m - 1; i < m; j = i++) {
     const ya = poly[2 * i + 1], yb = poly[2 * j + 1];
@@ -53,23 +97,52 @@ export function pointsInPolygon(xs, ys, poly, visible = null) {
     for (let b = lo; b <= hi; b++) buckets[b].push(i, j);
   }
   const flat = buckets.map((edges) => Int32Array.from(edges));
-  const hits = [];
-  const n = xs.length;
-  for (let p = 0; p < n; p++) {
-    const x = xs[p], y = ys[p];
-    if (x < x0 || x > x1 || y < y0 || y > y1) continue;
-    if (visible && !visible(p)) continue;
-    const edges = flat[Math.min(bands - 1, Math.floor((y - y0) / h))];
-    let inside = false;
-    for (let e = 0; e < edges.length; e += 2) {
-      const i = edges[e], j = edges[e + 1];
-      const xi = poly[2 * i], yi = poly[2 * i + 1];
-      const xj = poly[2 * j], yj = poly[2 * j + 1];
-      if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  return (y) => flat[Math.max(0, Math.min(bands - 1, Math.floor((y - y0) / h)))];
+}
+
+/**
+ * Uint8Array(gw * gh) over cells of `cell` px from (x0, y0): 2 where an edge
+ * passes through the cell (or touches it: each edge marks every cell its
+ * bounding box crosses within one cell of the segment), else 1 when the
+ * cell's centre is inside the polygon (even-odd), else 0.
+ */
+function cellGrid(poly, x0, y0, gw, gh, cell) {
+  const m = poly.length / 2;
+  const grid = new Uint8Array(gw * gh);
+  // inside/outside of each cell centre, row by row: the x where edges cross the row's centre line
+  const xsCross = [];
+  for (let r = 0; r < gh; r++) {
+    const yc = y0 + (r + 0.5) * cell;
+    xsCross.length = 0;
+    for (let i = 0, j = m - 1; i < m; j = i++) {
+      const xi = poly[2 * i], yi = poly[2 * i + 1], xj = poly[2 * j], yj = poly[2 * j + 1];
+      if ((yi > yc) !== (yj > yc)) xsCross.push(((xj - xi) * (yc - yi)) / (yj - yi) + xi);
     }
-    if (inside) hits.push(p);
+    xsCross.sort((a, b) => a - b);
+    for (let k = 0; k + 1 < xsCross.length; k += 2) {
+      // centres with xsCross[k] < xc < xsCross[k + 1] are inside (a point exactly on an edge: the exact test decides)
+      const c0 = Math.max(0, Math.ceil((xsCross[k] - x0) / cell - 0.5));
+      const c1 = Math.min(gw - 1, Math.floor((xsCross[k + 1] - x0) / cell - 0.5));
+      for (let c = c0; c <= c1; c++) grid[r * gw + c] = 1;
+    }
   }
-  return Uint32Array.from(hits);
+  // edge cells: walk each edge in steps of at most half a cell, marking the 3 x 3 cells around each step
+  for (let i = 0, j = m - 1; i < m; j = i++) {
+    const xa = poly[2 * j], ya = poly[2 * j + 1], xb = poly[2 * i], yb = poly[2 * i + 1];
+    const steps = Math.max(1, Math.ceil((Math.max(Math.abs(xb - xa), Math.abs(yb - ya)) / cell) * 2));
+    for (let s = 0; s <= steps; s++) {
+      const cx = ((xa + ((xb - xa) * s) / steps - x0) / cell) | 0, cy = ((ya + ((yb - ya) * s) / steps - y0) / cell) | 0;
+      for (let dy = -1; dy <= 1; dy++) {
+        const rr = cy + dy;
+        if (rr < 0 || rr >= gh) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const cc = cx + dx;
+          if (cc >= 0 && cc < gw) grid[rr * gw + cc] = 2;
+        }
+      }
+    }
+  }
+  return grid;
 }
 
 /**

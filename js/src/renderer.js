@@ -19,6 +19,9 @@ import { STYLE } from "./style.js";
  */
 const RANKED_FROM = 4;
 
+/** Memory for painted maps kept between frames (48 MB: 15 epochs of an 898 x 898 map). */
+const MAP_CACHE_BYTES = 48 * 1024 * 1024;
+
 export class MapRenderer {
   constructor(container) {
     this.container = container;
@@ -127,8 +130,21 @@ export class MapRenderer {
     }
     const words = new Uint32Array(ctx.getImageData(0, 0, W, H).data.buffer);
     this.cache.set(key, words);
-    if (this.cache.size > 4) this.cache.delete(this.cache.keys().next().value);
+    // keep as many painted maps as fit in MAP_CACHE_BYTES: a jump to an epoch painted
+    // ahead (app.js _paintAhead) copies its words instead of painting and reading back
+    while (this.cache.size > this.mapCapacity()) this.cache.delete(this.cache.keys().next().value);
     return words;
+  }
+
+  /** How many painted maps are kept (at least 4). */
+  mapCapacity() {
+    return Math.max(4, Math.floor(MAP_CACHE_BYTES / Math.max(1, this.points.width * this.points.height * 4)));
+  }
+
+  /** True when epoch `e`'s map under `view` is painted already. */
+  hasMap(view, e, fill) {
+    const W = this.points.width, H = this.points.height;
+    return this.cache.has([e.epoch, e.bitmap ? 1 : 0, view.cx, view.cy, view.k, W, H, fill].join("|"));
   }
 
   /** Show epoch `e`'s map under `view` behind the points from the next frame on. */

@@ -39,6 +39,32 @@ test("banded hit test agrees with the plain even-odd rule on random points and a
   assert.ok(expected.length > 1000 && expected.length < n);
 });
 
+test("the cell grid gives the plain even-odd answer for any cell size, self-crossing lassos and points on grid lines", () => {
+  let seed = 3;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const star = [], scribble = [];
+  for (let k = 0; k < 200; k++) {
+    const a = (2 * Math.PI * k) / 200, r = k % 2 ? 30 : 90;
+    star.push(100 + r * Math.cos(a), 100 + r * Math.sin(a));
+    scribble.push(200 * rnd(), 200 * rnd()); // crosses itself everywhere
+  }
+  const n = 30000;
+  const xs = new Float32Array(n), ys = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    xs[i] = i % 5 === 0 ? Math.round(200 * rnd()) : 200 * rnd(); // some on whole pixels (cell borders)
+    ys[i] = i % 7 === 0 ? Math.round(200 * rnd()) : 200 * rnd();
+  }
+  const vis = new Uint8Array(n).map((_, i) => (i % 3 ? 1 : 0));
+  for (const poly of [star, scribble]) {
+    const expected = [];
+    for (let i = 0; i < n; i++) if (vis[i] && pointInPolygon(xs[i], ys[i], poly)) expected.push(i);
+    assert.ok(expected.length > 500);
+    for (const cell of [0.5, 2, 7]) {
+      assert.deepEqual(Array.from(pointsInPolygon(xs, ys, poly, vis, cell)), expected, `cell ${cell}`);
+    }
+  }
+});
+
 test("invisible points are never hit, and a degenerate polygon hits nothing", () => {
   const xs = Float32Array.from([5, 6]), ys = Float32Array.from([5, 6]);
   assert.deepEqual(Array.from(pointsInPolygon(xs, ys, square, (i) => i === 1)), [1]);
