@@ -18,11 +18,18 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
 import socket
 import subprocess
+import sys
+import textwrap
+import threading
+import time
 import uuid
 
 import fsspec
+import fsspec.implementations.memory
 import numpy as np
 import pytest
 import torch
@@ -49,6 +56,13 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc(self.features(x))
+
+    @staticmethod
+    def features_of(state: dict, x: torch.Tensor) -> np.ndarray:
+        net = Net()
+        net.load_state_dict(state)
+        with torch.no_grad():
+            return net.features(x).numpy()
 
 
 class Killed(BaseException):
@@ -344,3 +358,225 @@ def test_an_object_store_without_its_driver_says_what_to_install():
         pass
     with pytest.raises(DVIError, match=r"'s3://'.*not installed.*s3fs"):
         dvi.fit("s3://some-bucket/runs/mnist")
+
+
+def test_thumbnails_of_a_memory_run_are_read_row_by_row(mem_run, digits_training, monkeypatch):
+    _, _, images, _ = digits_training
+    vis = dvi.Visualization(mem_run)
+    path = RunDir(mem_run).path / "thumbnails.npy"
+    asked = []
+    real = type(path.fs).cat_ranges
+
+    def spy(self, paths, starts, ends, **kw):
+        asked.extend(e - s for s, e in zip(starts, ends))
+        return real(self, paths, starts, ends, **kw)
+    monkeypatch.setattr(type(path.fs), "cat_ranges", spy)
+    np.testing.assert_array_equal(vis.thumbnails([7, 3, 4, 299, 3]), images[[7, 3, 4, 299, 3]])
+    assert sum(asked) == 4 * 64, "only the four rows asked for are read (3 and 4 in one range)"
+    assert len(asked) == 3
+
+
+class FolderlessMemoryFS(fsspec.implementations.memory.MemoryFileSystem):
+    """Like an object store: no folders; a prefix exists only through the keys under it."""
+
+    protocol = ("folderless",)
+    store: dict = {}
+    pseudo_dirs = [""]
+
+    def makedirs(self, path, exist_ok=False):
+        pass
+
+    def mkdir(self, path, create_parents=True, **kwargs):
+        pass
+
+
+def test_a_file_system_without_folders_records_fits_and_replaces(digits_training):
+    xt, y, _, states = digits_training
+    head = Net()
+    head.load_state_dict(states[2])
+    head = head.fc   # features-only capture: features are this run's 24-d hidden layer
+    X = Net.features_of(states[2], xt)
+    fsspec.register_implementation("folderless", FolderlessMemoryFS, clobber=True)
+    url = f"folderless://bucket/run-{uuid.uuid4().hex[:6]}"
+    feats = [(e, (X[:200] + 0.02 * e).astype(np.float32)) for e in (1, 2)]
+    with dvi.Recorder(url, labels=y[:200], progress=False) as rec:
+        for e, H in feats:
+            rec.capture(features=H, head=head, epoch=e)
+    assert dvi.fit(url, progress=False, **TINY_FIT).epochs == [1, 2]
+    assert FolderlessMemoryFS.pseudo_dirs == [""], "no folder was ever made"
+    with dvi.Recorder(url, labels=y[:200], progress=False) as rec:
+        rec.capture(features=feats[0][1], head=head, epoch=2, replace=True)
+    vis = dvi.fit(url, progress=False, **TINY_FIT)
+    assert vis.epochs == [1, 2]
+    np.testing.assert_array_equal(vis.features(2), feats[0][1])
+    assert not [k for k in FolderlessMemoryFS.store if "/." in k], "no temporary keys or lock note left"
+
+
+class NoExclusiveCreateFS(fsspec.implementations.memory.MemoryFileSystem):
+    """A driver without exclusive create (``"xb"``), as some object-store drivers are."""
+
+    protocol = ("noexcl",)
+    store: dict = {}
+    pseudo_dirs = [""]
+
+    def _open(self, path, mode="rb", **kwargs):
+        if "x" in mode:
+            raise NotImplementedError("File mode not supported")
+        return super()._open(path, mode, **kwargs)
+
+
+def test_without_exclusive_create_the_lock_is_written_when_absent_and_read_back():
+    fsspec.register_implementation("noexcl", NoExclusiveCreateFS, clobber=True)
+    where = run_path(f"noexcl://bucket/run-{uuid.uuid4().hex[:6]}")
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "what": "Recorder"}
+    first = lock._acquire_fs_lock(where, "Recorder", info)
+    assert json.loads((where / lock.HOLDER_NAME).read_text())["token"] == first.token
+    with pytest.raises(DVIError, match="being written by Recorder in process"):
+        lock._acquire_fs_lock(where, "dvi.fit", {**info, "what": "dvi.fit"})
+    first.release()
+    assert not (where / lock.HOLDER_NAME).exists()
+    lock._acquire_fs_lock(where, "dvi.fit", info).release()
+
+
+# ---- real processes on a shared file system without atomic rename --------------------------------
+# ``objdisk://`` (tests/fsspec_support.py) is fsspec's local file system with a copy-and-delete move:
+# on disk, so several processes share it, and written like an object store by dvi_widget.
+ENV = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.path.dirname(os.path.dirname(__file__))])}
+
+WRITER = textwrap.dedent("""
+    import sys, time, numpy as np, torch
+    torch.set_num_threads(1)
+    import fsspec_support, dvi_widget as dvi
+    import dvi_widget.store.atomic as atomic
+    url, epochs, hold, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+    real_manifest = atomic.write_manifest
+
+    def manifest_after_a_pause(folder):   # every file of epoch `pause` written, its marker not yet
+        if folder.name == f"{pause:06d}":
+            print("paused", flush=True)
+            time.sleep(120)
+        real_manifest(folder)
+    atomic.write_manifest = manifest_after_a_pause
+    rng = np.random.default_rng(0)
+    labels = np.arange(400) % 4
+    head = torch.nn.Linear(32, 4)
+    with dvi.Recorder(url, labels=labels, progress=False) as rec:
+        print("open", flush=True)
+        for e in range(len(rec.epochs) + 1, epochs + 1):
+            rec.capture(features=rng.standard_normal((400, 32)).astype(np.float32), head=head, epoch=e)
+            print(e, flush=True)
+        time.sleep(hold)
+""")
+
+READER = textwrap.dedent("""
+    import json, sys, time, torch
+    torch.set_num_threads(1)
+    import fsspec_support
+    from pathlib import Path
+    from dvi_widget.store.rundir import RunDir, load_npz
+    from dvi_widget.store.heads import load_head
+    url, stop = sys.argv[1], Path(sys.argv[2])
+    loops, errors, seen = 0, [], set()
+    print("ready", flush=True)
+    while not stop.exists():
+        try:
+            run = RunDir(url)
+            before = len(seen)
+            for e in run.recorded_epochs():
+                d = run.epoch_dir(e)
+                load_npz(d / "features.npz"); load_npz(d / "outputs.npz"); load_head(d)
+                seen.add(e)
+            if len(seen) > before:
+                print("seen", *sorted(seen), flush=True)
+        except Exception as exc:
+            if "no run directory" not in str(exc) and "not a dvi_widget run directory" not in str(exc):
+                errors.append(f"{type(exc).__name__}: {exc}")
+        loops += 1
+    print(json.dumps({"loops": loops, "errors": errors[:5], "seen": sorted(seen)}))
+""")
+
+
+def test_processes_on_a_file_system_without_rename_a_sigkilled_writer_and_a_reader(tmp_path):
+    import fsspec_support  # noqa: F401  (registers objdisk://)
+    url = f"objdisk://{tmp_path}/run"
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, url, str(stop)], env=ENV, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, url, "8", "0", "6"], env=ENV, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = []
+    while not lines or lines[-1] not in ("paused", ""):
+        lines.append(writer.stdout.readline().strip())
+    assert lines == ["open", "1", "2", "3", "4", "5", "paused"], writer.stderr.read()
+    sixth = tmp_path / "run" / "epochs" / "000006"
+    assert sorted(p.name for p in sixth.iterdir()) == ["capture.json", "features.npz", "head.json", "head.npz",
+                                                       "outputs.npz"], "every file of epoch 6 is there, unmarked"
+    writer.send_signal(signal.SIGKILL)       # the writer dies before writing epoch 6's marker
+    writer.wait()
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x.strip()) for x in reader.stdout], daemon=True).start()
+    line = ""
+    while line != "seen 1 2 3 4 5":          # the reader goes on until it has loaded every finished epoch
+        line = lines.get(timeout=120)
+        assert line.startswith("seen"), (line, reader.stderr.read() if reader.poll() is not None else "")
+    time.sleep(0.5)                          # ... and a while longer, beside the half-written epoch 6
+    stop.touch()
+    assert reader.wait(timeout=120) == 0, reader.stderr.read()
+    out = []
+    while not lines.empty() or not out or not out[-1].startswith("{"):
+        out.append(lines.get(timeout=30))
+    report = json.loads(out[-1])
+    assert report["errors"] == [], "a reader beside the writer only ever loads finished epochs"
+    assert report["seen"] == [1, 2, 3, 4, 5]
+    finished = RunDir(url).recorded_epochs()
+    assert finished == [1, 2, 3, 4, 5]
+    assert sixth.exists(), "readers never delete, not even a killed writer's leftovers"
+    # the killed writer's lock is stale (its process is gone, on this host): the next writer takes over,
+    # removes whatever half-written epoch it left, and goes on from the last finished epoch
+    with dvi.Recorder(url, labels=np.arange(400) % 4, progress=False) as rec:
+        assert rec.epochs == [1, 2, 3, 4, 5]
+        for e in (6, 7):
+            H = np.random.default_rng(e).standard_normal((400, 32)).astype(np.float32)
+            assert rec.capture(features=H, head=nn.Linear(32, 4)) == e
+    assert RunDir(url).recorded_epochs() == [1, 2, 3, 4, 5, 6, 7]
+    base = tmp_path / "run" / "epochs"
+    assert sorted(p.name for p in base.iterdir()) == [f"{e:06d}" for e in range(1, 8)]
+    assert not (tmp_path / "run" / lock.HOLDER_NAME).exists()
+
+
+def test_processes_a_second_writer_is_refused_and_told_who_writes(tmp_path):
+    import fsspec_support  # noqa: F401
+    url = f"objdisk://{tmp_path}/run"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, url, "2", "60", "0"], env=ENV, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = [writer.stdout.readline().strip() for _ in range(3)]
+        assert lines == ["open", "1", "2"], writer.stderr.read() if writer.poll() is not None else lines
+        with pytest.raises(DVIError, match=rf"being written by Recorder in process {writer.pid} on host "):
+            dvi.fit(url, progress=False, **TINY_FIT)
+        assert dvi.Visualization(url).epochs == [], "reading meanwhile is fine"
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_listing_a_remote_run_costs_one_listing_not_a_request_per_epoch(mem_run, monkeypatch):
+    calls: dict[str, int] = {}
+    cls = type(MEM)
+    for name in ("find", "ls", "info", "exists", "isdir", "isfile", "cat", "cat_file"):
+        real = getattr(cls, name)
+
+        def spy(self, *a, _real=real, _name=name, **kw):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(self, *a, **kw)
+        monkeypatch.setattr(cls, name, spy)
+    run = RunDir(mem_run)
+    calls.clear()
+    assert run.recorded_epochs() == [1, 2]
+    assert run.fitted_epochs(verify=True) == [1, 2]
+    # one listing each, the manifests in one batch (``cat`` of many keys; the memory FS serves it
+    # key by key, object-store drivers concurrently), and no request per epoch folder
+    assert calls.get("find") == 2 and calls.get("cat") == 1, calls
+    assert sum(calls.get(k, 0) for k in ("info", "exists", "isdir", "isfile", "ls")) == 0, calls

@@ -80,9 +80,13 @@ class RemotePath:
 
     @property
     def local(self) -> Path | None:
-        """The local path when this is fsspec's local file system (where ``os.replace`` is atomic)."""
+        """The local path when this is fsspec's local file system (where ``os.replace`` is atomic).
+
+        Exactly that class: a subclass (or a wrapper such as ``dir::``) may change what a
+        rename does, so it is written as a file system without atomic rename.
+        """
         from fsspec.implementations.local import LocalFileSystem
-        return Path(self.path) if isinstance(self.fs, LocalFileSystem) else None
+        return Path(self.path) if type(self.fs) is LocalFileSystem else None
 
     # ---- path algebra ------------------------------------------------------
     def __truediv__(self, other: str | os.PathLike) -> "RemotePath":

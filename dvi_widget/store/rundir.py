@@ -309,30 +309,57 @@ def recover(path: str | os.PathLike) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def listing(folder: RemotePath) -> dict[str, dict[str, int]]:
+    """{entry name: {file name: size}} of ``folder``'s files one level down, and
+    {"": {file name: size}} for the files directly in it, from one recursive listing
+    (object stores list a whole prefix in a few paged requests; a request per epoch
+    folder would cost minutes on a run of hundreds of epochs)."""
+    fs = folder.fs
+    try:
+        found = fs.find(folder.path, detail=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    root = fs._strip_protocol(folder.path).rstrip("/")
+    out: dict[str, dict[str, int]] = {}
+    for key, info in found.items():
+        if info.get("type") != "file":
+            continue
+        rel = fs._strip_protocol(key)[len(root):].strip("/").split("/")
+        if len(rel) == 1:
+            out.setdefault("", {})[rel[0]] = int(info.get("size") or 0)
+        elif len(rel) == 2:
+            out.setdefault(rel[0], {})[rel[1]] = int(info.get("size") or 0)
+    return out
+
+
 def _recover_remote(path: RemotePath) -> None:
     for sub in ("epochs", "fits"):
         folder = path / sub
-        try:
-            entries = list(folder.iterdir())
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        names = {p.name for p in entries}
-        for p in entries:
-            if p.name.startswith(".tmp-"):
-                name = p.name.split("-")[1]
-                final = folder / name
-                if (p / MANIFEST).exists() and name in names and not (final / MANIFEST).exists():
-                    commit_staged(p, final)   # a replace killed mid-copy: finish it
-                else:
-                    p.rmtree()
-            elif p.name.startswith((".del-", ".old-")) or (p.name.startswith(".") and p.name.endswith(".part")):
-                p.rmtree() if p.is_dir() else p.unlink(missing_ok=True)
-            elif p.name.isdigit() and p.is_dir():
-                if not (p / MANIFEST).exists():
+        entries = listing(folder)
+        staged = {name: files for name, files in entries.items() if name.startswith(".tmp-")}
+        for name, files in staged.items():   # first: staged replacements (rolled forward or dropped)
+            final = name.split("-")[1]
+            if MANIFEST in files and final in entries and MANIFEST not in entries[final]:
+                commit_staged(folder / name, folder / final)   # a replace killed mid-copy: finish it
+            else:
+                (folder / name).rmtree()
+        if staged:
+            entries = listing(folder)
+        for name, files in entries.items():
+            p = folder / name
+            if name == "":
+                for f in files:
+                    if f.startswith(".") and f.endswith(".part"):
+                        (folder / f).unlink(missing_ok=True)
+            elif name.startswith((".del-", ".old-")):
+                p.rmtree()
+            elif name.isdigit():
+                if MANIFEST not in files:
                     p.rmtree()   # half-written by a killed writer: never read, written again next time
                 else:
-                    for q in p.glob(".*.part"):
-                        q.unlink(missing_ok=True)
+                    for f in files:
+                        if f.startswith(".") and f.endswith(".part"):
+                            (p / f).unlink(missing_ok=True)
     for p in path.glob(".*.part"):
         p.unlink(missing_ok=True)
 
@@ -372,6 +399,54 @@ def run_entries_unexpected(path: Path) -> list[str]:
             elif not (sub == "fits" and p.name == "config.json") and not transient(p.name):
                 odd.append(str(p))
     return odd
+
+
+class RemoteRows:
+    """Rows of a C-ordered ``.npy`` on a remote file system, read on demand (what a memory map is
+    locally): ``rows[indices]`` fetches only those rows, in one batch of ranged reads
+    (``fs.cat_ranges``), so a widget's thumbnails never download the whole file."""
+
+    def __init__(self, path: RemotePath, shape: tuple[int, ...], dtype: np.dtype, offset: int):
+        self.path, self.shape, self.dtype, self.offset = path, shape, np.dtype(dtype), offset
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    @classmethod
+    def open(cls, path: RemotePath, shape, dtype) -> "RemoteRows | None":
+        """None when the array is Fortran-ordered (rows not contiguous): then it is read whole."""
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            _shape, fortran, _dtype = read(f, max_header_size=10000)
+            offset = f.tell()
+        return None if fortran else cls(path, tuple(shape), dtype, offset)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        idx = np.arange(self.shape[0])[index]
+        scalar = np.ndim(idx) == 0
+        idx = np.atleast_1d(idx).astype(np.int64)
+        uniq = np.unique(idx)
+        # consecutive rows are read as one range
+        breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+        runs = np.split(uniq, breaks) if len(uniq) else []
+        starts = [self.offset + int(r[0]) * self.row_bytes for r in runs]
+        ends = [self.offset + (int(r[-1]) + 1) * self.row_bytes for r in runs]
+        try:
+            chunks = self.path.fs.cat_ranges([self.path.path] * len(runs), starts, ends) if runs else []
+        except (OSError, ValueError) as e:
+            raise RunFileError(self.path, f"damaged run file ({type(e).__name__}: {e})") from None
+        data = b"".join(chunks)
+        if len(data) != len(uniq) * self.row_bytes:
+            raise RunFileError(self.path, "damaged run file (shorter than its header declares)")
+        table = np.frombuffer(data, dtype=self.dtype).reshape((len(uniq),) + self.shape[1:])
+        out = table[np.searchsorted(uniq, idx)]
+        return out[0] if scalar else out
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a.astype(dtype) if dtype is not None else a
 
 
 class RunDir:
@@ -477,6 +552,10 @@ class RunDir:
         shape, dtype = npy_header(path, _cap(path))
         if dtype != np.uint8 or len(shape) not in (3, 4) or shape[0] != self.n or (len(shape) == 4 and shape[3] != 3):
             raise RunFileError(path, f"thumbnails must be uint8 (N={self.n}, h, w[, 3]) (N as meta.json says), got {dtype} {shape}")
+        if mmap and _remote(path):
+            rows = RemoteRows.open(path, shape, dtype)
+            if rows is not None:
+                return rows
         return load_npy(path, mmap=mmap)
 
     # ---- epochs ----------------------------------------------------------
@@ -494,25 +573,23 @@ class RunDir:
 
     @staticmethod
     def _remote_epoch_list(folder: RemotePath, verify: bool) -> list[int]:
-        """One listing of the whole folder (two levels), instead of a request per epoch."""
-        fs = folder.fs
-        try:
-            found = fs.find(folder.path, maxdepth=2, detail=True)
-        except (FileNotFoundError, OSError):
-            return []
-        sizes: dict[str, dict[str, int]] = {}
-        root = fs._strip_protocol(folder.path).rstrip("/")
-        for key, info in found.items():
-            rel = fs._strip_protocol(key)[len(root):].strip("/").split("/")
-            if len(rel) == 2 and rel[0].isdigit() and info.get("type") == "file":
-                sizes.setdefault(rel[0], {})[rel[1]] = int(info.get("size") or 0)
+        """One listing of the whole folder (see :func:`listing`), instead of requests per epoch."""
+        sizes = {k: v for k, v in listing(folder).items() if k.isdigit() and MANIFEST in v}
+        # (an epoch without its manifest is unmarked: being written, or left by a killed writer)
+        manifests: dict[str, bytes] = {}
+        if verify and sizes:   # every manifest in one batch (object-store drivers fetch them concurrently)
+            keys = {(folder / name / MANIFEST).path: name for name in sizes}
+            try:
+                got = folder.fs.cat(list(keys), on_error="omit")
+            except (OSError, ValueError):
+                got = {}
+            stripped = {folder.fs._strip_protocol(k): v for k, v in got.items()}
+            manifests = {keys[k]: stripped[k] for k in keys if k in stripped}
         out = []
         for name, files in sizes.items():
-            if MANIFEST not in files:
-                continue    # unmarked: being written, or left by a killed writer
             if verify:
                 try:
-                    listed = json.loads((folder / name / MANIFEST).read_text())["files"]
+                    listed = json.loads(manifests[name])["files"]
                     if not (isinstance(listed, dict) and all(files.get(k) == v for k, v in listed.items())):
                         continue
                 except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
