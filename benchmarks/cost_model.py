@@ -262,7 +262,8 @@ def main(argv=None) -> int:
 
     L = [f"Cost model of a {opts.n:,}-sample x {opts.epochs}-epoch run (D = {opts.dim}, {opts.classes} classes), "
          f"`python benchmarks/cost_model.py` on {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
-         "Measured warm seconds per epoch (one process of this 2-core machine; sources in the last column):", "",
+         "Measured warm seconds per epoch (one process of this 2-core machine; the last row names the engine commit "
+         "and the 1-minute load of each size's run):", "",
          "| stage | " + " | ".join(f"{n // 1000}k x {d}" for n, d in sorted(table)) + " | exponent used (measured; from) | "
          f"{opts.n // 1000}k, CPU worker | {opts.n // 1000}k, GPU worker (assumed) |",
          "|---|" + "---:|" * (len(table) + 3)]
@@ -275,7 +276,7 @@ def main(argv=None) -> int:
     L.append("| commit, load 1-min | " + " | ".join(f"{table[k]['commit']}, {table[k]['load']}" for k in sorted(table))
              + " | | | |")
     L += ["", f"Ray (results/ray_overhead.json, Ray {ray.get('ray')}, {ray.get('cpus')} CPUs, load at end "
-          f"{ray.get('load_avg_at_end')}): no-op task round trip {rtt_ms:.1f} ms (median); moving a task's argument and "
+          f"{[round(x, 2) for x in ray.get('load_avg_at_end') or []]}): no-op task round trip {rtt_ms:.1f} ms (median); moving a task's argument and "
           f"result {ms_per_mb_task:.1f} ms/MB and `ray.put`+`get` {ms_per_mb_put:.2f} ms/MB (both at {big}). "
           f"At {opts.n:,} samples a stage moves: capture {mb['capture']:.0f} MB (features + probabilities), complex "
           f"{mb['complex']:.0f} MB (kNN + edges, ~1.6 k edges a sample listed both ways), the chain's link "
