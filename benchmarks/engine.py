@@ -958,46 +958,36 @@ def case_benchmark(case: str, opts, workdir: Path) -> dict:
     run = workdir / f"{case}-{presets[0]}"
     umap_emb = workdir / f"{case}-umap-embeddings.npz"
     epochs = list(range(1, n_epochs + 1))
-    # Phase 1: the training process (capture + the first preset's fit after each epoch) and umap-learn
-    # on each epoch's features as soon as it is recorded, side by side, so the two sides of the ratio
-    # run at the same time under the same load. Phase 2: the other presets, side by side.
-    from concurrent.futures import ThreadPoolExecutor
+    # One stage at a time, each with the whole machine (umap-learn "on every core" means just that):
+    # (1) the training process, capture + the first preset's fit after each epoch; (2) umap-learn on
+    # each recorded epoch's features; (3) the other presets, one after the other, each in a fresh process.
     stop = workdir / f"{case}.stop"
     stop.unlink(missing_ok=True)
     shutil.rmtree(run, ignore_errors=True)      # never let a follower read an earlier invocation's epochs
-    log(f"{case}: record ({n_epochs} epochs), {presets[0]} fitted after each capture"
-        + ("" if opts.skip_umap else "; umap-learn alongside on each recorded epoch"))
-    with ThreadPoolExecutor(2) as pool:
-        rec_f = pool.submit(run_stage, "record", {"label": f"{case}-{presets[0]}", "case": case, "quick": quick,
-                                                  "run": str(run), "epochs": n_epochs, "seed": 0, "preset": presets[0],
-                                                  "overrides": overrides}, workdir)
-        umap_f = None if opts.skip_umap else pool.submit(
-            run_stage, "umap", {"label": case, "run": str(run), "epochs": epochs, "seed": 0, "umap_seed": opts.umap_seed,
-                                "warm_points": 5000, "ppr_samples": ppr_samples, "ppr_epochs": ppr_epochs,
-                                "embeddings": str(umap_emb), "stop": str(stop)}, workdir)
-        rec = rec_f.result()
-        if rec.get("error"):
-            stop.touch()                              # the follower stops waiting for epochs
-        umap_res = umap_f.result() if umap_f is not None else None
+    log(f"{case}: record ({n_epochs} epochs), {presets[0]} fitted after each capture")
+    rec = run_stage("record", {"label": f"{case}-{presets[0]}", "case": case, "quick": quick,
+                               "run": str(run), "epochs": n_epochs, "seed": 0, "preset": presets[0],
+                               "overrides": overrides}, workdir)
     if rec.get("error"):
         return {"error": rec["error"], "describe": case, "n_epochs": n_epochs}
+    umap_res = None
+    if not opts.skip_umap:
+        log(f"{case}: umap-learn on each recorded epoch")
+        umap_res = run_stage("umap", {"label": case, "run": str(run), "epochs": epochs, "seed": 0,
+                                      "umap_seed": opts.umap_seed, "warm_points": 5000, "ppr_samples": ppr_samples,
+                                      "ppr_epochs": ppr_epochs, "embeddings": str(umap_emb), "stop": str(stop)},
+                             workdir)
     capture_s = {e["epoch"]: e["capture_s"] for e in rec["epochs"]}
     configs = {presets[0]: rec}
     runs = {presets[0]: str(run)}
-    others = presets[1:]
-    if others:
-        log(f"{case}: {', '.join(others)} side by side, each in a fresh process")
-        with ThreadPoolExecutor(len(others)) as pool:
-            futs = {}
-            for preset in others:
-                eps = epochs[:ref_epochs] if preset == "reference" else epochs
-                dst = workdir / f"{case}-{preset}"
-                futs[preset] = pool.submit(run_stage, "fit", {"label": f"{case}-{preset}", "case": case, "src": str(run),
-                                                              "run": str(dst), "epochs": eps, "preset": preset,
-                                                              "overrides": overrides}, workdir)
-                runs[preset] = str(dst)
-            for preset in others:
-                configs[preset] = futs[preset].result()
+    for preset in presets[1:]:
+        log(f"{case}: {preset} in a fresh process")
+        eps = epochs[:ref_epochs] if preset == "reference" else epochs
+        dst = workdir / f"{case}-{preset}"
+        configs[preset] = run_stage("fit", {"label": f"{case}-{preset}", "case": case, "src": str(run),
+                                            "run": str(dst), "epochs": eps, "preset": preset,
+                                            "overrides": overrides}, workdir)
+        runs[preset] = str(dst)
     return summarise_case(case, opts, workdir, rec, umap_res, configs, runs)
 
 
@@ -1124,10 +1114,11 @@ def summarise_case(case: str, opts, workdir: Path, rec: dict, umap_res: dict | N
                                       "out": opts.pictures, "size": opts.picture_size}, workdir)
     notes = [
         "capture+fit: per epoch, `rec.capture(...)` plus the incremental `dvi.fit(run, preset=...)` after it; the "
-        f"first preset ({presets[0]}) is timed inside the training process while umap-learn runs alongside on each "
-        "epoch as soon as it is recorded (both under the same load); then the other presets, side by side, each fit "
-        "a copy of the same recorded epochs in a fresh process and add their fit time to the same capture time. The "
-        "ratio divides by umap-learn's mean fit_transform over the same epochs, measured in the same invocation.",
+        f"first preset ({presets[0]}) is timed inside the training process; then umap-learn runs on each recorded "
+        "epoch; then the other presets, one after the other, each fit a copy of the same recorded epochs in a fresh "
+        "process and add their fit time to the same capture time. One stage runs at a time, so each has the whole "
+        "machine. The ratio divides by umap-learn's mean fit_transform over the same epochs, measured in the same "
+        "invocation.",
         "peak RSS of a fit: the highest resident memory of the configuration's process during one epoch's `dvi.fit` "
         "(psutil, sampled every 5 ms; torch alone is ~300 MiB of it); for umap-learn, during `fit_transform`.",
     ]

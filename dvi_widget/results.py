@@ -21,6 +21,7 @@ from .palette import class_colors, legacy_class_colors, recolor_map
 from .store.atomic import write_manifest
 from .store.fs import RemotePath, is_url, run_path
 from .store.rundir import RunDir, load_json, load_npz
+from .engine.extension import project_features
 from .engine.vismodel import VisModel, batched, load_vismodel
 
 _FIT_ARRAYS = ("embedding", "boundary_embedding", "extent", "background", "grid_class", "high_step", "low_step")
@@ -181,12 +182,30 @@ class Visualization:
         return load_npz(self.run.epoch_dir(e) / "features.npz", ("features",))["features"]
 
     def project(self, epoch, features) -> np.ndarray:
-        """Encoder: (M, D) features -> (M, 2) float32, placing new features on this epoch's map."""
+        """(M, D) features -> (M, 2) float32: where these features lie on this epoch's map.
+
+        The encoder's output plus a correction interpolated (inverse squared distance) from the
+        k = 15 recorded samples nearest in feature space: how far each of them is shown from where
+        the encoder puts it (``dvi_widget.engine.extension``). A recorded sample's own features land
+        where it is shown; new features land among their high-D neighbours. Metrics:
+        ``project_error`` (recorded samples, ~0 by construction), ``project_error_encoder`` (the
+        encoder alone) and ``project_error_heldout`` (each sample left out of the recorded set).
+        A saved copy holds no features (see :meth:`save`): there the encoder alone answers.
+        """
         model = self._model(epoch)
         h = torch.as_tensor(np.asarray(features, dtype=np.float32))
         if h.ndim != 2 or h.shape[1] != model.dim:
             raise DVIError(f"features must have shape (M, {model.dim}) at epoch {epoch}, got {tuple(h.shape)}")
-        return batched(model.encode, h).numpy().astype(np.float32)
+        recorded = self._recorded_features(epoch)
+        shown = None if recorded is None else torch.from_numpy(self.embedding(epoch))
+        return project_features(model, recorded, shown, h).numpy().astype(np.float32)
+
+    def _recorded_features(self, epoch) -> torch.Tensor | None:
+        """The epoch's recorded features for ``project``'s correction; None in a saved copy (no features)."""
+        e = self._check(epoch)
+        if not (self.run.epoch_dir(e) / "features.npz").exists():
+            return None
+        return self._cached(("features", e), lambda: torch.from_numpy(self.features(e)))
 
     def inverse(self, epoch, points) -> np.ndarray:
         """Decoder: (M, 2) points -> (M, D) float32 features."""
@@ -247,7 +266,8 @@ class Visualization:
         """Copy the run's results to ``path`` (a folder), without the bulky high-D features.
 
         ``Visualization.load(path)`` reopens it; project/inverse/maps keep working, only
-        ``features()`` needs the original run. The run read may be an fsspec URL; ``path``
+        ``features()`` needs the original run (and ``project`` there is the encoder alone, without
+        the correction that the recorded features give it). The run read may be an fsspec URL; ``path``
         is a local folder.
         """
         if is_url(path) or isinstance(path, RemotePath):

@@ -28,7 +28,11 @@ def test_save_and_load_round_trip(small_run, tmp_path):
         np.testing.assert_array_equal(vis.predictions(e), small_run.predictions(e))
         np.testing.assert_array_equal(vis.probabilities(e), small_run.probabilities(e))
         h = small_run.features(e)[:50]
-        np.testing.assert_array_equal(vis.project(e, h), small_run.project(e, h))
+        # a saved copy has no recorded features, so project is the encoder alone there, without the
+        # correction interpolated from the recorded samples (Visualization.save documents it)
+        xmin, xmax, ymin, ymax = vis.background_extent(e)
+        gap = np.linalg.norm(vis.project(e, h) - small_run.project(e, h), axis=1) / max(xmax - xmin, ymax - ymin)
+        assert np.median(gap) <= 2 * small_run.metrics[e]["project_error_encoder/median"] + 1e-6
         pts = small_run.embedding(e)[:50]
         np.testing.assert_array_equal(vis.inverse(e, pts), small_run.inverse(e, pts))
 

@@ -298,8 +298,9 @@ def test_composite_blends_in_drawing_order():
 PARITY_IOU = 0.9
 
 
-def _canvas_pixels(browser, path, dpr: int = 1) -> np.ndarray:
-    """The map canvas (map and points) of an exported page, as an (H, W, 3) array, read in the page."""
+def _canvas_pixels(browser, path, dpr: int = 1, probe: str | None = None, timeout_ms: int = 60_000):
+    """The map canvas (map and points) of an exported page, as an (H, W, 3) array, read in the page;
+    with `probe` (a JS expression of the debug handle `app`), (array, its value)."""
     import base64 as _b64
     import io as _io
 
@@ -309,12 +310,14 @@ def _canvas_pixels(browser, path, dpr: int = 1) -> np.ndarray:
         page = ctx.new_page()
         page.goto(path.resolve().as_uri())
         page.wait_for_function("() => { const r = document.querySelector('.dvi-root');"
-                               " return r && r.dataset.drawnEpoch && r.dataset.playing !== 'true'; }", timeout=60_000)
+                               " return r && r.dataset.drawnEpoch && r.dataset.playing !== 'true'; }", timeout=timeout_ms)
         page.wait_for_timeout(300)  # a resize or late map paint settles
         url = page.evaluate("() => document.querySelector('.dvi-canvas-points').toDataURL('image/png')")
+        value = page.evaluate(f"() => {{ const app = document.querySelector('.dvi-root').dvi; return {probe}; }}") if probe else None
     finally:
         ctx.close()
-    return np.asarray(Image.open(_io.BytesIO(_b64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=int)
+    img = np.asarray(Image.open(_io.BytesIO(_b64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=int)
+    return (img, value) if probe else img
 
 
 def _point_mask(img: np.ndarray, map_only: np.ndarray) -> np.ndarray:
@@ -383,3 +386,27 @@ def test_widget_output_carries_a_static_picture_of_its_view(small_run):
         epoch = None
     out, _ = fallback_bundle(Waiting(), ({"text/plain": "DVIWidget()"}, {}))
     assert "image/png" not in out and "waiting for the first epoch" in out["text/plain"]
+
+
+@pytest.mark.browser
+def test_browser_rank_path_draws_the_python_picture_at_scale(tmp_path, browser):
+    """Beyond a quarter of the map's pixels in opaque points the page draws by rank
+    (js/src/raster.js drawPointsRanked); its canvas shows the same points in the same colours
+    as the Python picture, which stamps every point in order."""
+    from browser.fake_vis import FakeVisualization
+
+    vis = FakeVisualization(n=150_000, epochs=range(1, 3), map_size=64, thumbnails=False)
+    w = DVIWidget(vis, max_points=None)
+    w.epoch = 2
+    w.point_opacity = 1.0  # opaque: the rank path's condition (the automatic opacity is below 1 here)
+    path = w.export_html(tmp_path / "scale.html", thumbnails="none")
+    canvas, ranked = _canvas_pixels(browser, path, probe="!!app.renderer.scratch", timeout_ms=120_000)
+    assert ranked, "the page took the rank path"
+    H, W = canvas.shape[:2]
+    py = np.asarray(render_widget(w, (W, H)), dtype=int)
+    w.hidden_classes = list(range(len(vis.classes)))
+    py_map = np.asarray(render_widget(w, (W, H)), dtype=int)
+    on_points = np.abs(py - py_map).max(axis=2) > 24
+    assert on_points.mean() > 0.2, "the points cover much of the map"
+    same = np.abs(canvas - py).max(axis=2) <= 8
+    assert same[on_points].mean() > 0.97, f"point pixels in the same colour: {same[on_points].mean():.3f}"

@@ -18,7 +18,7 @@ from .config import FitConfig, check_names
 from .decision_map import decision_map, padded_extent
 from ..errors import DVIError
 from ..store.heads import load_head
-from .metrics import epoch_metrics, project_error, query_subset
+from .metrics import epoch_metrics, projection_errors, query_subset
 from ..palette import class_colors
 from ..store.lock import writes_run
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
@@ -166,7 +166,6 @@ def finish_epoch(run: RunDir, inp: EpochInput, link: Link, cfg: FitConfig, devic
     n = len(H)
     t = time.perf_counter()
     with torch.no_grad():
-        projected = batched(model.encode, H)
         # ppr and the map are measured where the widget shows each sample
         recon_probs = torch.softmax(batched(lambda z: head(model.decode(z)), emb), 1).cpu().numpy()
     emb_np = emb.cpu().numpy().astype(np.float32)
@@ -181,7 +180,7 @@ def finish_epoch(run: RunDir, inp: EpochInput, link: Link, cfg: FitConfig, devic
                             knn=inp.complex.knn, queries=queries, probs=inp.probabilities,
                             recon_probs=recon_probs, labels=run.labels(), split=run.split(),
                             grid_class=grid_class, extent=extent)
-    metrics.update(project_error(projected.cpu().numpy(), emb_np, extent))
+    metrics.update(projection_errors(model, H, emb, inp.complex.knn, queries, extent))
     high_step = low_step = np.zeros(0, np.float32)
     if link.step is not None:
         high_step = link.step.cpu().numpy()[queries].astype(np.float32)

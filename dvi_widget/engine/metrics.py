@@ -123,6 +123,40 @@ def project_error(projected: np.ndarray, shown: np.ndarray, extent) -> dict[str,
     return {"project_error/median": float(np.median(d)), "project_error/p95": float(np.percentile(d, 95))}
 
 
+@torch.no_grad()
+def projection_errors(model, features: torch.Tensor, shown: torch.Tensor, knn: torch.Tensor,
+                      queries: np.ndarray, extent) -> dict[str, float]:
+    """``project_error`` of ``vis.project`` and two figures that say what it rests on, over the query subset.
+
+    - ``project_error/*``: ``vis.project`` (encoder + interpolated residual, see
+      ``engine/extension.py``) of each query's own features; ~0 for recorded samples by construction.
+    - ``project_error_encoder/*``: the encoder alone.
+    - ``project_error_heldout/*``: each query projected as a new, unrecorded feature would be, with
+      itself left out of the recorded set (its k nearest other samples interpolate the residual).
+
+    knn: (N, k) each sample's nearest other samples in feature space (the fit's kNN graph), so no
+    new search is needed: a query's own neighbour list for ``project`` is itself (distance 0) then
+    its k - 1 nearest others, as an exact search would return them.
+    """
+    from .extension import K_EXTENSION, shepard
+    from .vismodel import batched
+    q = torch.from_numpy(queries).to(features.device)
+    encoded = batched(model.encode, features)
+    residual = shown.float() - encoded
+    nb = knn[q][:, :K_EXTENSION].long()
+    dist = (features[q][:, None, :] - features[nb]).norm(dim=2)
+    own = torch.cat([q[:, None], nb[:, : K_EXTENSION - 1]], 1)
+    own_dist = torch.cat([torch.zeros_like(dist[:, :1]), dist[:, : K_EXTENSION - 1]], 1)
+    target = shown[q].cpu().numpy()
+    out = {}
+    for name, placed in (("project_error", encoded[q] + shepard(residual, own, own_dist)),
+                         ("project_error_encoder", encoded[q]),
+                         ("project_error_heldout", encoded[q] + shepard(residual, nb, dist))):
+        out.update({k.replace("project_error", name): v
+                    for k, v in project_error(placed.cpu().numpy(), target, extent).items()})
+    return out
+
+
 def stab_spearman(high_steps: list[np.ndarray], low_steps: list[np.ndarray]) -> float:
     """Spearman correlation of per-sample step sizes, high-D vs 2-D, pooled over epoch pairs."""
     from scipy.stats import spearmanr

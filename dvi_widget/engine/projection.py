@@ -24,13 +24,14 @@ from .vismodel import VisModel, batched, feature_scale
 
 
 def _same_arch(model: VisModel | None, dim: int, cfg: FitConfig) -> bool:
-    return model is not None and model.dim == dim and (model.width, model.depth) == (cfg.width, cfg.depth)
+    return (model is not None and model.dim == dim and (model.width, model.depth) == (cfg.width, cfg.depth)
+            and model.fourier == cfg.decoder_fourier)
 
 
 def _fresh_model(dim: int, cfg: FitConfig, epoch: int, device: torch.device) -> VisModel:
     with torch.random.fork_rng(devices=[]):  # the user's global random state is left alone
         torch.manual_seed(cfg.seed + epoch)
-        model = VisModel(dim, cfg.width, cfg.depth)
+        model = VisModel(dim, cfg.width, cfg.depth, cfg.decoder_fourier, cfg.fourier_scale)
     return model.to(device)
 
 

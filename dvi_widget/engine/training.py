@@ -113,7 +113,7 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
             # round-trip terms on one end of each edge plus the failing samples: half the
             # decoder work of using both ends, and the edge ends are already a weighted sample
             idx = torch.cat([ia, extra])
-            rec = model.decoder(torch.cat([za, z[2 * len(ia):]]))
+            rec = model.decode_normalised(torch.cat([za, z[2 * len(ia):]]))
             if cfg.recon_weight:
                 loss = loss + cfg.recon_weight * F.mse_loss(rec, xn[idx])
             if cfg.pred_weight:
@@ -133,16 +133,21 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
             r = rate[samples].mean() if len(samples) else rate.mean()
             drift = sum((p - p0).pow(2).sum() for p, p0 in zip(held(model), prev_params))
             loss = loss + cfg.temporal_weight * r * drift
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 50 == 0:
-            history.append(float(loss.detach()))
-        if progress is not None:
-            progress.update(1)
+        _optimiser_step(opt, sched, loss, step, history, progress)
     model.eval()
     return history
+
+
+def _optimiser_step(opt, sched, loss: torch.Tensor, step: int, history: list[float], progress) -> None:
+    """One Adam step on ``loss`` with the schedule advanced; the loss logged every 50 steps."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    if step % 50 == 0:
+        history.append(float(loss.detach()))
+    if progress is not None:
+        progress.update(1)
 
 
 @torch.no_grad()
@@ -192,34 +197,18 @@ def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positio
         else:
             didx = idx
         loss = F.mse_loss(model.encoder(xn[idx]), zn[idx]) if encoder else 0.0
-        if not decoder:
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if step % 50 == 0:
-                history.append(float(loss.detach()))
-            if progress is not None:
-                progress.update(1)
-            continue
-        rec = model.decoder(zn[didx])
-        if cfg.recon_weight:
-            loss = loss + cfg.recon_weight * F.mse_loss(rec, xn[didx])
-        if cfg.pred_weight or cfg.pred_hard_weight:
-            logits = head(rec * model.scale + model.mean) / T
-            if cfg.pred_weight:
-                kl = (teacher[didx] * (log_teacher[didx] - F.log_softmax(logits, 1))).sum(1).mean()
-                loss = loss + cfg.pred_weight * kl * T * T
-            if cfg.pred_hard_weight:
-                loss = loss + cfg.pred_hard_weight * F.cross_entropy(logits * T, hard[didx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 50 == 0:
-            history.append(float(loss.detach()))
-        if progress is not None:
-            progress.update(1)
+        if decoder:
+            rec = model.decode_normalised(zn[didx])
+            if cfg.recon_weight:
+                loss = loss + cfg.recon_weight * F.mse_loss(rec, xn[didx])
+            if cfg.pred_weight or cfg.pred_hard_weight:
+                logits = head(rec * model.scale + model.mean) / T
+                if cfg.pred_weight:
+                    kl = (teacher[didx] * (log_teacher[didx] - F.log_softmax(logits, 1))).sum(1).mean()
+                    loss = loss + cfg.pred_weight * kl * T * T
+                if cfg.pred_hard_weight:
+                    loss = loss + cfg.pred_hard_weight * F.cross_entropy(logits * T, hard[didx])
+        _optimiser_step(opt, sched, loss, step, history, progress)
     model.eval()
     return history
 

@@ -47,16 +47,33 @@ def feature_scale(features: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Ten
     return spread, True
 
 
+def fourier_matrix(fourier: int, scale: float, seed: int = 0) -> torch.Tensor:
+    """(2, fourier) Gaussian frequencies of the decoder's input features (std ``scale``), seeded."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((2, fourier), generator=g) * scale
+
+
 class VisModel(nn.Module):
-    def __init__(self, dim: int, width: int = 256, depth: int = 4):
+    """Encoder D -> 2 and decoder 2 -> D, with the standardisation of both sides.
+
+    ``fourier`` > 0 gives the decoder random Fourier features of its (standardised) 2-D input,
+    [z, sin(2 pi z W), cos(2 pi z W)] with W (2, fourier) fixed (Tancik et al. 2020): a plain ReLU
+    MLP on 2 inputs is biased toward smooth maps and cannot carve the small regions a sample whose
+    predicted class differs from its neighbours' needs; these features let it (ppr at the shown
+    positions without moving samples away from their neighbours).
+    """
+
+    def __init__(self, dim: int, width: int = 256, depth: int = 4, fourier: int = 0, fourier_scale: float = 0.0):
         super().__init__()
-        self.dim, self.width, self.depth = dim, width, depth
+        self.dim, self.width, self.depth, self.fourier = dim, width, depth, int(fourier)
         self.encoder = mlp(dim, width, depth, 2)
-        self.decoder = mlp(2, width, depth, dim)
+        self.decoder = mlp(2 + 2 * self.fourier, width, depth, dim)
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("zmean", torch.zeros(2))
         self.register_buffer("zscale", torch.ones(()))
+        if self.fourier:
+            self.register_buffer("fourier_w", fourier_matrix(self.fourier, fourier_scale))
 
     def set_normalisation(self, features: torch.Tensor, what: str = "features") -> bool:
         """Standardise by these features; warns and returns False when they have no spread."""
@@ -83,12 +100,19 @@ class VisModel(nn.Module):
     def encode(self, h: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.normalise(h)) * self.zscale + self.zmean
 
+    def decode_normalised(self, zn: torch.Tensor) -> torch.Tensor:
+        """Decoder on standardised 2-D input -> standardised features (the training losses' units)."""
+        if self.fourier:
+            p = (2 * torch.pi) * (zn @ self.fourier_w)
+            zn = torch.cat([zn, torch.sin(p), torch.cos(p)], 1)
+        return self.decoder(zn)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.normalise_z(z)) * self.scale + self.mean
+        return self.decode_normalised(self.normalise_z(z)) * self.scale + self.mean
 
     # ---- storage: plain arrays + a shape description ----------------------
     def describe(self) -> dict:
-        return {"dim": self.dim, "width": self.width, "depth": self.depth}
+        return {"dim": self.dim, "width": self.width, "depth": self.depth, "fourier": self.fourier}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
@@ -99,7 +123,8 @@ class VisModel(nn.Module):
     @classmethod
     def from_arrays(cls, description: dict, arrays: dict[str, np.ndarray]) -> "VisModel":
         """Rebuild from a description and its arrays (no file involved: see ``load_vismodel``)."""
-        model = cls(int(description["dim"]), int(description["width"]), int(description["depth"]))
+        model = cls(int(description["dim"]), int(description["width"]), int(description["depth"]),
+                    int(description.get("fourier", 0)))
         state = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
         for k in ("zmean", "zscale"):          # models stored before the 2-D frame existed
             state.setdefault(k, getattr(model, k).clone())
@@ -107,10 +132,10 @@ class VisModel(nn.Module):
         return model.eval()
 
 
-def _expected_shapes(dim: int, width: int, depth: int) -> dict[str, tuple[int, ...]]:
-    """The state_dict shapes of VisModel(dim, width, depth), computed without allocating it."""
+def _expected_shapes(dim: int, width: int, depth: int, fourier: int = 0) -> dict[str, tuple[int, ...]]:
+    """The state_dict shapes of VisModel(dim, width, depth, fourier), computed without allocating it."""
     shapes: dict[str, tuple[int, ...]] = {}
-    for name, d_in, d_out in (("encoder", dim, 2), ("decoder", 2, dim)):
+    for name, d_in, d_out in (("encoder", dim, 2), ("decoder", 2 + 2 * fourier, dim)):
         d = d_in
         for layer in range(depth):
             shapes[f"{name}.{2 * layer}.weight"] = (width, d)
@@ -119,6 +144,8 @@ def _expected_shapes(dim: int, width: int, depth: int) -> dict[str, tuple[int, .
         shapes[f"{name}.{2 * depth}.weight"] = (d_out, d)
         shapes[f"{name}.{2 * depth}.bias"] = (d_out,)
     shapes.update({"mean": (dim,), "scale": (), "zmean": (2,), "zscale": ()})
+    if fourier:
+        shapes["fourier_w"] = (2, fourier)
     return shapes
 
 
@@ -133,14 +160,15 @@ def load_vismodel(folder: Path) -> VisModel:
     desc = load_json(folder / "model.json")
     try:
         dim, width, depth = (int(desc[k]) for k in ("dim", "width", "depth"))
-        if isinstance(desc, bool) or min(dim, width, depth) < 1:
-            raise ValueError("sizes must be positive")
-    except (KeyError, TypeError, ValueError) as exc:
+        fourier = int(desc.get("fourier", 0))      # models stored before the Fourier input: 0
+        if isinstance(desc, bool) or min(dim, width, depth) < 1 or not 0 <= fourier <= 4096:
+            raise ValueError("sizes must be positive (fourier: 0 to 4096)")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RunFileError(folder / "model.json", f"damaged run file ({exc!r})") from None
     arrays = load_npz(folder / "model.npz")
     if depth > len(arrays):   # each layer stores arrays: a deeper description is tampered (and would loop on)
         raise RunFileError(folder / "model.json", f"damaged run file (depth {depth} for {len(arrays)} arrays)")
-    expected = _expected_shapes(dim, width, depth)
+    expected = _expected_shapes(dim, width, depth, fourier)
     optional = {"zmean", "zscale"}
     for k, shape in expected.items():
         if k not in arrays:
@@ -156,7 +184,7 @@ def load_vismodel(folder: Path) -> VisModel:
     for k, v in arrays.items():
         if not np.issubdtype(v.dtype, np.floating) or not np.isfinite(v).all():
             raise RunFileError(folder / "model.npz", f"damaged run file ({k!r} is not finite floats)")
-    return VisModel.from_arrays({"dim": dim, "width": width, "depth": depth}, arrays)
+    return VisModel.from_arrays({"dim": dim, "width": width, "depth": depth, "fourier": fourier}, arrays)
 
 
 @torch.no_grad()
