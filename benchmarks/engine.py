@@ -1311,7 +1311,7 @@ def scaling_markdown(res: dict) -> str:
             f"{u.get('numba_threads')}" + (f" (umap process torch {ut.get('torch_intraop')})" if ut else ""),
             f"{fmt((es[0].get('load_start') or o.get('load_start') or [None])[0], '.2f')} / "
             f"{fmt((u.get('load_start') or [None])[0], '.2f')}"
-            + (f" ({r['autogroup'].split()[-1] if r.get('autogroup') else '?'})"),
+            + (f" ({r['autogroup'].split()[-1]})" if r.get("autogroup") else ""),
             f"{r.get('engine_commit') or r.get('commit', res.get('commit'))}, {r.get('date', res.get('date'))}"]) + " |")
     # per-stage seconds and growth exponents
     lines += ["", "Per-stage seconds of each fit (info.json; complex = kNN graph + fuzzy set + boundary complex, "
