@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .engine.config import FitConfig
 from .errors import DVIError, RunFileError
+from .engine.executors import RayExecutor
 from .engine.fitting import fit
 from .record.recorder import Recorder
 from .results import Visualization
@@ -21,4 +22,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'dvi_widget' has no attribute {name!r}")
 
 
-__all__ = ["Recorder", "fit", "Visualization", "DVIWidget", "compare", "FitConfig", "DVIError", "RunFileError"]
+__all__ = ["Recorder", "fit", "RayExecutor", "Visualization", "DVIWidget", "compare", "FitConfig", "DVIError", "RunFileError"]

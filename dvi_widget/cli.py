@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="fit options (default: those the run was fitted with, else 'default')")
     fitp.add_argument("--refit", action="store_true", help="fit every epoch again (needed to change the options)")
     fitp.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
+    fitp.add_argument("--executor", default="local", choices=["local", "ray"],
+                      help="local (this process, default) or ray (stages as Ray tasks; pip install 'dvi_widget[ray]')")
+    fitp.add_argument("--ray-address", default=None,
+                      help="with --executor ray: the cluster (ray.init address; default RAY_ADDRESS, else a local one)")
     exp = sub.add_parser("export", help="write one self-contained offline HTML page of a fitted run")
     exp.add_argument("run", help="fitted run directory (or a saved Visualization)")
     exp.add_argument("out", help="the HTML file to write, e.g. map.html")
@@ -94,7 +98,8 @@ def _fit(args) -> None:
     from .errors import DVIError
     try:
         # no --preset: new epochs are fitted the way the earlier ones were
-        vis = fit(args.run, preset=args.preset, refit=args.refit, device=args.device)
+        vis = fit(args.run, preset=args.preset, refit=args.refit, device=args.device, executor=args.executor,
+                  ray_address=args.ray_address)
     except DVIError as e:
         if "refit=True" not in str(e):
             raise

@@ -20,11 +20,9 @@ from ..errors import DVIError
 from ..store.heads import load_head
 from .metrics import epoch_metrics, projection_errors, query_subset
 from ..palette import class_colors
-from ..progress import track
 from ..store.lock import writes_run
 from ..store.rundir import RunDir, load_json, load_npz, save_npz, write_json
 from .projection import fit_layout, fit_parametric
-from .threads import fit_threads
 from .training import neighbour_preserving_rate
 from .vismodel import VisModel, batched, load_vismodel
 
@@ -257,7 +255,7 @@ def resolve_config(config: FitConfig | None, preset: str | None, options: dict,
 @writes_run("dvi.fit")   # one writer per run; leftovers of killed writers are recovered under the lock
 def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str | None = None,
         device: str = "auto", refit: bool = False, progress: bool = True, threads: int | None = None,
-        **options):
+        executor="local", ray_address: str | None = None, **options):
     """Fit every recorded epoch not yet fitted and return the :class:`Visualization`.
 
     Parameters
@@ -275,6 +273,15 @@ def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str 
         made (``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, or ``torch.set_num_threads`` called) is kept;
         otherwise min(cores available, 2), and 1 when the 1-minute load average already exceeds the
         core count. torch's previous count is restored afterwards (see ``dvi_widget.engine.threads``).
+    executor : where the stages run. ``"local"`` (default): in this process, epoch after epoch.
+        ``"ray"``: as Ray tasks (``pip install 'dvi_widget[ray]'``): every epoch's complex, decision
+        map and metrics in parallel, the chain of projections as each epoch's complex is ready; the
+        same files as a local fit (same device and threads). Or a
+        :class:`dvi_widget.engine.executors.RayExecutor` with its options (CPUs/GPUs per task, ...).
+        With Ray, ``device`` is ``"auto"``, ``"cpu"`` or ``"cuda"`` and tasks request a GPU when the
+        cluster has one; ``threads`` is each task's CPU count (default 1).
+    ray_address : with ``executor="ray"``: the cluster to connect to (``ray.init(address=...)``).
+        ``None``: ``RAY_ADDRESS`` when set, else a local cluster (an existing ``ray.init`` is reused).
     **options : FitConfig fields, e.g. ``layout_epochs=60``.
 
     With no config, preset or options, a run fitted before keeps the options it was fitted with.
@@ -282,6 +289,7 @@ def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str 
     option is checked before anything on disk changes.
     """
     from ..results import Visualization
+    from .executors import resolve_executor
     from .threads import choose_threads
     rd = RunDir(run)
     cfg_path = rd.path / "fits" / "config.json"
@@ -291,7 +299,9 @@ def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str 
         if not isinstance(v, bool):
             raise DVIError(f"fit option {name} must be True or False, got {v!r}")
     cfg = resolve_config(config, preset, options, None if refit else stored)
-    dev = resolve_device(device)
+    ex = resolve_executor(executor, ray_address)
+    ex.check_reachable(rd.path)
+    dev = ex.check_device(device)
     n_threads = choose_threads(threads)
     if stored is not None and not refit:
         try:
@@ -312,10 +322,8 @@ def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str 
         rd.remove_fits(rd.fitted_epochs())
     write_json(cfg_path, cfg.to_dict())
     todo = _stale(rd, recorded, set(rd.fitted_epochs(verify=True)))   # only whole fits count as fitted
-    with fit_threads(n_threads):
-        for e in track(todo, "fitting epochs", unit="epoch", enabled=progress and len(todo) > 1):
-            pos = recorded.index(e)
-            fit_epoch(rd, e, recorded[pos - 1] if pos else None, cfg, dev, progress)
+    if todo:
+        ex.fit_epochs(rd, todo, recorded, cfg, dev, progress, n_threads if ex.name == "local" else threads)
     # drop fits of epochs that are no longer recorded (never happens through the API, but keep it clean)
     rd.remove_fits([e for e in rd.fitted_epochs() if e not in recorded])
     return Visualization(rd.path)

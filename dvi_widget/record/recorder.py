@@ -206,6 +206,12 @@ class Recorder:
         if not replace and epoch in self.epochs:
             raise DVIError(f"epoch {epoch} is already recorded in {self.path}; pass replace=True to record it "
                            f"again, or another epoch number (recorded: {self.epochs[-5:]} ...)")
+        self._record(model, features, head, epoch)
+        self._update_live()
+        return epoch
+
+    def _record(self, model, features, head, epoch: int) -> None:
+        """Compute one epoch's capture and write its folder atomically (also run by Ray tasks)."""
         if head is None:
             raise DVIError("capture needs head=, the module that maps features to logits")
         description, head_weights = describe_head(head)
@@ -228,20 +234,29 @@ class Recorder:
                      probabilities=probs.numpy().astype(np.float32))
             save_head(tmp, description, head_weights)
             write_json(tmp / "capture.json", {"id": uuid.uuid4().hex, "epoch": epoch})
-        self._update_live()
-        return epoch
 
     def capture_checkpoints(self, build_model: Callable[[], nn.Module], files: Iterable[str | os.PathLike],
                             features, head, epochs: Sequence[int] | None = None, *,
-                            replace: bool = False) -> list[int]:
+                            replace: bool = False, executor="local", ray_address: str | None = None) -> list[int]:
         """Record saved checkpoints. ``features``/``head``: layer names, or functions of the built model.
 
         ``epochs=None`` reads the epoch from the last number in each file name when every
         name has a distinct one, else numbers them on from the last recorded epoch.
         An epoch already recorded is an error unless ``replace=True``; all are checked
         before the first checkpoint is read.
+
+        ``executor="ray"`` (``pip install 'dvi_widget[ray]'``) captures the checkpoints in parallel
+        as Ray tasks, each on a GPU when the cluster has them; ``ray_address`` (or a
+        ``dvi.RayExecutor``) chooses the cluster, as for ``dvi.fit``. ``build_model``, ``features``
+        and ``head`` are then shipped to the workers (cloudpickle: functions defined in a notebook
+        travel by value), and the inputs once through Ray's object store. Every worker must reach
+        the checkpoint files and the run directory at the same paths. The run is the same as a
+        local capture's (same device), each epoch written atomically; this Recorder keeps the run's
+        writer lock meanwhile.
         """
+        from ..cluster import resolve_ray
         self._check_open()
+        ray_opts = resolve_ray(executor, ray_address)
         files = [run_path(f) if isinstance(f, str) else f for f in files]   # local paths or fsspec URLs
         files = [f if isinstance(f, RemotePath) else Path(f) for f in files]
         if not files:
@@ -265,26 +280,27 @@ class Recorder:
         if taken and not replace:
             raise DVIError(f"epochs {taken} are already recorded in {self.path}; pass replace=True to record "
                            f"them again")
+        if ray_opts is not None:
+            ray_opts.check_reachable(self.path, *files)
+            return self._capture_checkpoints_ray(ray_opts, build_model, files, features, head, epochs)
         done = []
         for f, e in zip(track(files, "checkpoints", unit="checkpoint", enabled=self.progress), epochs):
-            model = build_model()
-            try:
-                if isinstance(f, RemotePath):
-                    with f.open("rb") as fh:
-                        state = torch.load(fh, map_location="cpu", weights_only=True)
-                else:
-                    state = torch.load(f, map_location="cpu", weights_only=True)
-            except Exception as exc:  # torch raises many types for damaged files
-                raise DVIError(f"cannot load checkpoint {f}: {exc}") from None
-            if isinstance(state, dict):
-                for key in ("state_dict", "model_state_dict", "model"):
-                    if key in state and isinstance(state[key], dict):
-                        state = state[key]
-                        break
-            model.load_state_dict(state)
-            feat = features if isinstance(features, str) else features(model)
-            hd = model.get_submodule(head) if isinstance(head, str) else head(model)
+            model, feat, hd = _load_checkpoint(build_model, f, features, head)
             done.append(self.capture(model, features=feat, head=hd, epoch=e, replace=replace))
+        return done
+
+    def _capture_checkpoints_ray(self, ray_opts, build_model, files, features, head, epochs) -> list[int]:
+        """Each checkpoint as a Ray task that captures it and writes its epoch folder (see capture_checkpoints)."""
+        from ..cluster import run_tasks
+        ray = ray_opts.connect()
+        opts = ray_opts.task_options(ray, "auto", None)
+        job = ray.put(_CaptureJob.of(self))
+        build = ray.put(build_model)
+        calls = [(job, build, ray_opts.task_path(f), features, head, e, opts["num_gpus"] > 0, opts["num_cpus"])
+                 for f, e in zip(files, epochs)]
+        done = run_tasks(ray_opts, _capture_checkpoint_task, calls, opts, "checkpoints (ray)", "checkpoint",
+                         self.progress)
+        self._update_live()
         return done
 
     def show(self, **widget_options):
@@ -428,3 +444,57 @@ class Recorder:
         self._live_vis.reload()
         for w in self._live:
             w.refresh()
+
+
+def _load_checkpoint(build_model: Callable[[], nn.Module], f, features, head):
+    """Build the model, load checkpoint ``f`` into it; -> (model, features callable or name, head module)."""
+    model = build_model()
+    try:
+        if isinstance(f, RemotePath):
+            with f.open("rb") as fh:
+                state = torch.load(fh, map_location="cpu", weights_only=True)
+        else:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise DVIError(f"cannot load checkpoint {f}: {exc}") from None
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    model.load_state_dict(state)
+    feat = features if isinstance(features, str) else features(model)
+    hd = model.get_submodule(head) if isinstance(head, str) else head(model)
+    return model, feat, hd
+
+
+class _CaptureJob:
+    """What a Ray task needs of a Recorder to capture one epoch: its data and settings, no lock.
+
+    It runs the Recorder's own capture code (the methods below are the Recorder's), so a capture
+    on a worker writes exactly what ``Recorder.capture`` writes.
+    """
+    _record = Recorder._record
+    _capture = Recorder._capture
+    _boundary = Recorder._boundary
+    _head_cpu = staticmethod(Recorder._head_cpu)
+    _check_head = Recorder._check_head
+
+    @classmethod
+    def of(cls, rec: Recorder) -> "_CaptureJob":
+        job = cls()
+        for name in ("run", "inputs", "labels", "classes", "split_codes", "seed", "boundary_cap", "batch_size"):
+            setattr(job, name, getattr(rec, name))
+        job.progress = False
+        return job
+
+
+def _capture_checkpoint_task(job: _CaptureJob, build_model, f: str, features, head, epoch: int, gpu: bool,
+                             threads: float) -> int:
+    """Ray task: capture checkpoint ``f`` as epoch ``epoch`` into the run directory; -> the epoch."""
+    torch.set_num_threads(max(1, int(threads)))
+    model, feat, hd = _load_checkpoint(build_model, f, features, head)
+    if gpu and torch.cuda.is_available():
+        model.to("cuda")
+    job._record(model, feat, hd, epoch)
+    return epoch
