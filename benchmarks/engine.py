@@ -205,6 +205,15 @@ def engine_commit() -> str:
         return os.environ.get("BENCH_COMMIT", "unknown")
 
 
+def _autogroup() -> str | None:
+    """This process's scheduler autogroup and its nice (Linux with sched_autogroup: CPU is shared between
+    sessions first, so a timed run's share depends on its session's autogroup nice, not its own nice)."""
+    try:
+        return Path("/proc/self/autogroup").read_text().strip()
+    except OSError:
+        return None
+
+
 def loadavg() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
@@ -1219,7 +1228,7 @@ def scaling_benchmark(opts, command: str) -> dict:
     new_rows = []
     for n, d in sizes:
         row = {"n": n, "d": d, "epochs": epochs, "command": command, "commit": git_commit(),
-               "engine_commit": engine_commit(),
+               "engine_commit": engine_commit(), "autogroup": _autogroup(),
                "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_start": loadavg()}
         before = next((r for r in old_rows if (r["n"], r["d"]) == (n, d)), None)
         if opts.scaling_part == "umap" and before is not None:      # keep the row's own side, add umap-learn's
@@ -1292,7 +1301,7 @@ def scaling_markdown(res: dict) -> str:
     lines += header_markdown(res)
     cols = ["N x D", "fit s: cold (epoch 1) / warm (mean 2..E) / mean", "umap-learn fit_transform s",
             "÷ umap: cold / warm / mean", "capture s", "peak RSS MiB: ours / umap", "nn_rate@15 last: ours / umap",
-            "kNN path", "threads: torch intra per epoch, inter / numba", "load 1-min: ours start / umap start",
+            "kNN path", "threads: torch intra per epoch, inter / numba", "load 1-min: ours start / umap start (autogroup nice)",
             "engine commit, date"]
     lines += ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
     figs = {}
@@ -1318,7 +1327,8 @@ def scaling_markdown(res: dict) -> str:
             f"{es[0].get('torch_interop', (o.get('threads') or {}).get('torch_interop', '?'))} / "
             f"{u.get('numba_threads')}" + (f" (umap process torch {ut.get('torch_intraop')})" if ut else ""),
             f"{fmt((es[0].get('load_start') or o.get('load_start') or [None])[0], '.2f')} / "
-            f"{fmt((u.get('load_start') or [None])[0], '.2f')}",
+            f"{fmt((u.get('load_start') or [None])[0], '.2f')}"
+            + (f" ({r['autogroup'].split()[-1] if r.get('autogroup') else '?'})"),
             f"{r.get('engine_commit') or r.get('commit', res.get('commit'))}, {r.get('date', res.get('date'))}"]) + " |")
     # per-stage seconds and growth exponents
     lines += ["", "Per-stage seconds of each fit (info.json; complex = kNN graph + fuzzy set + boundary complex, "

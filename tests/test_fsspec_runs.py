@@ -560,3 +560,23 @@ def test_processes_a_second_writer_is_refused_and_told_who_writes(tmp_path):
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_listing_a_remote_run_costs_one_listing_not_a_request_per_epoch(mem_run, monkeypatch):
+    calls: dict[str, int] = {}
+    cls = type(MEM)
+    for name in ("find", "ls", "info", "exists", "isdir", "isfile", "cat", "cat_file"):
+        real = getattr(cls, name)
+
+        def spy(self, *a, _real=real, _name=name, **kw):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(self, *a, **kw)
+        monkeypatch.setattr(cls, name, spy)
+    run = RunDir(mem_run)
+    calls.clear()
+    assert run.recorded_epochs() == [1, 2]
+    assert run.fitted_epochs(verify=True) == [1, 2]
+    # one listing each, the manifests in one batch (``cat`` of many keys; the memory FS serves it
+    # key by key, object-store drivers concurrently), and no request per epoch folder
+    assert calls.get("find") == 2 and calls.get("cat") == 1, calls
+    assert sum(calls.get(k, 0) for k in ("info", "exists", "isdir", "isfile", "ls")) == 0, calls

@@ -309,30 +309,57 @@ def recover(path: str | os.PathLike) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def listing(folder: RemotePath) -> dict[str, dict[str, int]]:
+    """{entry name: {file name: size}} of ``folder``'s files one level down, and
+    {"": {file name: size}} for the files directly in it, from one recursive listing
+    (object stores list a whole prefix in a few paged requests; a request per epoch
+    folder would cost minutes on a run of hundreds of epochs)."""
+    fs = folder.fs
+    try:
+        found = fs.find(folder.path, detail=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    root = fs._strip_protocol(folder.path).rstrip("/")
+    out: dict[str, dict[str, int]] = {}
+    for key, info in found.items():
+        if info.get("type") != "file":
+            continue
+        rel = fs._strip_protocol(key)[len(root):].strip("/").split("/")
+        if len(rel) == 1:
+            out.setdefault("", {})[rel[0]] = int(info.get("size") or 0)
+        elif len(rel) == 2:
+            out.setdefault(rel[0], {})[rel[1]] = int(info.get("size") or 0)
+    return out
+
+
 def _recover_remote(path: RemotePath) -> None:
     for sub in ("epochs", "fits"):
         folder = path / sub
-        try:
-            entries = list(folder.iterdir())
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        names = {p.name for p in entries}
-        for p in entries:
-            if p.name.startswith(".tmp-"):
-                name = p.name.split("-")[1]
-                final = folder / name
-                if (p / MANIFEST).exists() and name in names and not (final / MANIFEST).exists():
-                    commit_staged(p, final)   # a replace killed mid-copy: finish it
-                else:
-                    p.rmtree()
-            elif p.name.startswith((".del-", ".old-")) or (p.name.startswith(".") and p.name.endswith(".part")):
-                p.rmtree() if p.is_dir() else p.unlink(missing_ok=True)
-            elif p.name.isdigit() and p.is_dir():
-                if not (p / MANIFEST).exists():
+        entries = listing(folder)
+        staged = {name: files for name, files in entries.items() if name.startswith(".tmp-")}
+        for name, files in staged.items():   # first: staged replacements (rolled forward or dropped)
+            final = name.split("-")[1]
+            if MANIFEST in files and final in entries and MANIFEST not in entries[final]:
+                commit_staged(folder / name, folder / final)   # a replace killed mid-copy: finish it
+            else:
+                (folder / name).rmtree()
+        if staged:
+            entries = listing(folder)
+        for name, files in entries.items():
+            p = folder / name
+            if name == "":
+                for f in files:
+                    if f.startswith(".") and f.endswith(".part"):
+                        (folder / f).unlink(missing_ok=True)
+            elif name.startswith((".del-", ".old-")):
+                p.rmtree()
+            elif name.isdigit():
+                if MANIFEST not in files:
                     p.rmtree()   # half-written by a killed writer: never read, written again next time
                 else:
-                    for q in p.glob(".*.part"):
-                        q.unlink(missing_ok=True)
+                    for f in files:
+                        if f.startswith(".") and f.endswith(".part"):
+                            (p / f).unlink(missing_ok=True)
     for p in path.glob(".*.part"):
         p.unlink(missing_ok=True)
 
@@ -546,25 +573,23 @@ class RunDir:
 
     @staticmethod
     def _remote_epoch_list(folder: RemotePath, verify: bool) -> list[int]:
-        """One listing of the whole folder (two levels), instead of a request per epoch."""
-        fs = folder.fs
-        try:
-            found = fs.find(folder.path, maxdepth=2, detail=True)
-        except (FileNotFoundError, OSError):
-            return []
-        sizes: dict[str, dict[str, int]] = {}
-        root = fs._strip_protocol(folder.path).rstrip("/")
-        for key, info in found.items():
-            rel = fs._strip_protocol(key)[len(root):].strip("/").split("/")
-            if len(rel) == 2 and rel[0].isdigit() and info.get("type") == "file":
-                sizes.setdefault(rel[0], {})[rel[1]] = int(info.get("size") or 0)
+        """One listing of the whole folder (see :func:`listing`), instead of requests per epoch."""
+        sizes = {k: v for k, v in listing(folder).items() if k.isdigit() and MANIFEST in v}
+        # (an epoch without its manifest is unmarked: being written, or left by a killed writer)
+        manifests: dict[str, bytes] = {}
+        if verify and sizes:   # every manifest in one batch (object-store drivers fetch them concurrently)
+            keys = {(folder / name / MANIFEST).path: name for name in sizes}
+            try:
+                got = folder.fs.cat(list(keys), on_error="omit")
+            except (OSError, ValueError):
+                got = {}
+            stripped = {folder.fs._strip_protocol(k): v for k, v in got.items()}
+            manifests = {keys[k]: stripped[k] for k in keys if k in stripped}
         out = []
         for name, files in sizes.items():
-            if MANIFEST not in files:
-                continue    # unmarked: being written, or left by a killed writer
             if verify:
                 try:
-                    listed = json.loads((folder / name / MANIFEST).read_text())["files"]
+                    listed = json.loads(manifests[name])["files"]
                     if not (isinstance(listed, dict) and all(files.get(k) == v for k, v in listed.items())):
                         continue
                 except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):

@@ -323,7 +323,13 @@ function drawPointsBlended(words, width, height, xs, ys, order, colors, alpha, o
     const base = y * width + x;
     const out = st.outline, fill = st.fill;
     if (oa > 0) for (let k = 0; k < out.length; k++) words[base + out[k]] = blend(words[base + out[k]], outline, oa);
-    for (let k = 0; k < fill.length; k++) words[base + fill[k]] = blend(words[base + fill[k]], fc, alpha);
+    // blend inlined (the colour's part is the same for every pixel of the stamp): crosses at
+    // 200,000 points are a third of a frame's writes
+    const srb = (fc & 0xff00ff) * a, sg = (fc & 0xff00) * a;
+    for (let k = 0; k < fill.length; k++) {
+      const q = base + fill[k], d = words[q];
+      words[q] = (0xff000000 | ((((srb + (d & 0xff00ff) * b) >>> 8) & 0xff00ff) | (((sg + (d & 0xff00) * b) >>> 8) & 0xff00))) >>> 0;
+    }
   }
 }
 

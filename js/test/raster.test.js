@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { makeStamp, disk, cross, drawPoints, drawPointsRanked } from "../src/raster.js";
+import { makeStamp, disk, cross, drawPoints, drawPointsRanked, blend } from "../src/raster.js";
 
 // The fast loops for the small stamps draw exactly what the generic stamp loop draws.
 for (const radius of [0, 1]) {
@@ -71,4 +71,17 @@ test("rank path: more than 256 colours are refused (the stamp loop draws them)",
     new Uint8Array(n), makeStamp(1, disk, W), makeStamp(2, cross, W), {});
   assert.equal(r, false);
   assert.ok(words.every((w) => w === 0));
+});
+
+test("a translucent cross blends each of its pixels as blend() does", () => {
+  const W = 15, H = 15, stamp = makeStamp(1, disk, W), wrongStamp = makeStamp(3, cross, W);
+  const words = Uint32Array.from({ length: W * H }, (_, q) => (0xff000000 | (q * 2654435761)) >>> 0);
+  const before = words.slice(), fc = 0xff3366cc, a = 100;
+  drawPoints(words, W, H, new Float32Array([7]), new Float32Array([7]), new Uint32Array([0]), new Uint32Array([fc]), a, 0,
+    new Uint8Array([1]), stamp, wrongStamp);
+  const base = 7 * W + 7;
+  for (let q = 0; q < W * H; q++) {
+    const inStamp = wrongStamp.fill.includes(q - base);
+    assert.equal(words[q], inStamp ? blend(before[q], fc, a) : before[q], `pixel ${q}`);
+  }
 });
