@@ -59,7 +59,7 @@ def check_target(path) -> Path | RemotePath:
     p = run_path(path) if isinstance(path, (str, RemotePath)) else Path(os.fspath(path)).expanduser()
     if isinstance(p, RemotePath):
         if p.local is None:
-            if p.is_dir() and not p.is_file():
+            if not p.direct and p.is_dir() and not p.is_file():   # (an epoch writer's own folder: no check)
                 raise DVIError(f"cannot write {p}: it is a folder; give a file name")
             return p   # object stores have no folders to check: a key's "folder" need not exist
         p = p.local
