@@ -126,7 +126,7 @@ def _export(args) -> None:
     if args.max_points is not None:
         opts["max_points"] = args.max_points
     written = export_run(args.run, out, **opts)
-    print(f"wrote {written} ({os.path.getsize(written) / 1e6:.1f} MB): opens offline in any browser")
+    print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB): opens offline in any browser")   # a Path or a URL
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,6 +163,11 @@ def test_a_run_recorded_fitted_and_read_on_memory_equals_the_local_run(mem_url, 
     from dvi_widget.outputs.export import export_run
     page2 = export_run(mem_url, tmp_path / "mem2.html")
     assert page.stat().st_size > 10_000 and page2.stat().st_size > 10_000
+    remote_page = again.export_html(f"{mem_url}-page.html")   # outputs may be URLs too
+    assert str(remote_page) == f"memory://{run_path(mem_url).path}-page.html"
+    assert MEM.cat_file(remote_page.path).startswith(b"<!DOCTYPE html>")
+    assert abs(len(MEM.cat_file(remote_page.path)) - page.stat().st_size) < 100
+    MEM.rm_file(remote_page.path)
     saved = dvi.Visualization.load(again.save(tmp_path / "saved"))
     np.testing.assert_array_equal(saved.embedding(3), local_reference.embedding(3))
     # fitting again fits nothing and changes nothing

@@ -102,3 +102,23 @@ def test_parametric_temporal_terms_hold_samples_whose_neighbourhoods_did_not_cha
     print("relative movement", moved)
     assert moved["drift"] < 0.5 * moved["none"], moved
     assert moved["step"] < 0.5 * moved["none"], moved
+
+
+def test_the_decoders_fourier_input_is_stored_and_a_model_without_it_still_loads(tmp_path):
+    """The stored model carries its Fourier frequencies; a model.json from before them (no "fourier") loads
+    as the plain decoder it was."""
+    from dvi_widget.engine.vismodel import VisModel, load_vismodel
+    from dvi_widget.store.rundir import save_npz, write_json
+    z = torch.randn(20, 2)
+    for fourier, desc_of in ((16, lambda m: m.describe()),
+                             (0, lambda m: {k: v for k, v in m.describe().items() if k != "fourier"})):
+        torch.manual_seed(0)
+        model = VisModel(5, 8, 2, fourier, 3.0).eval()
+        folder = tmp_path / f"f{fourier}"
+        folder.mkdir()
+        save_npz(folder / "model.npz", **model.arrays())
+        write_json(folder / "model.json", desc_of(model))
+        back = load_vismodel(folder)
+        assert back.fourier == fourier
+        with torch.no_grad():
+            torch.testing.assert_close(back.decode(z), model.decode(z))

@@ -126,14 +126,25 @@ __all__ = ["optimize_layout", "pca_init", "jaccard_overlap"]
 
 
 @torch.no_grad()
-def blend_steps(prev: torch.Tensor, pos: torch.Tensor, high_step: torch.Tensor, blend: float) -> torch.Tensor:
+def blend_steps(prev: torch.Tensor, pos: torch.Tensor, high_step: torch.Tensor, blend: float,
+                knn: torch.Tensor | None = None) -> torch.Tensor:
     """Scale each sample's 2-D move so its length tracks its high-D move (what stab_spearman asks).
 
     The layout moves a sample where its neighbourhood went; samples whose features moved a lot
     without changing neighbours barely move. Each move d_i keeps its direction and gets length
     |d_i|^(1 - blend) * (c |dh_i|)^blend, with c the least-squares scale of |d| on |dh| (so the
     picture moves as much overall). blend = 0: the layout's moves; 1: exactly proportional.
+
+    With ``knn`` (N, k), only the locally coherent part of each move is rescaled: d_i splits into
+    s_i, the mean move of i and its high-D neighbours, and the local rearrangement d_i - s_i, which
+    is kept as the layout made it. Neighbours share nearly the same s and nearly the same |dh|, so
+    they are carried together and the neighbourhoods the layout found survive the rescaling.
     """
+    if knn is not None:
+        d = pos - prev
+        group = torch.cat([torch.arange(len(d), device=d.device)[:, None], knn.long()], 1)
+        s = d[group].mean(1)
+        return blend_steps(prev, prev + s, high_step, blend) + (d - s)
     d = pos - prev
     m = d.norm(dim=1)
     h = high_step.float()

@@ -106,7 +106,9 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
                               negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
                               anchor_weight=pull, point_rate=rate, progress=bar)
     if warm and 0 < cfg.step_blend:
-        pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend)
+        # each neighbourhood's move gets a length that tracks its features' move (stab_spearman);
+        # the local rearrangement the layout made is kept (blend_steps with knn)
+        pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend, knn=cx.knn)
         repair = max(1, epochs // 6)     # a few gentle passes mend local order around the rescaled moves
         pos = optimize_layout(pos, edges, weights, repair, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=0.2 * lr * (1 - cfg.step_blend),
