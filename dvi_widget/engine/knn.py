@@ -89,7 +89,14 @@ def approximate_knn(x: torch.Tensor, k: int, backend: str | None = None) -> tupl
     if backend != "pynndescent":
         raise ValueError(f"unknown kNN backend {backend!r}; valid: 'pynndescent'")
     data = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-    idx, dist = _pynndescent_knn(data, k)
+    # pynndescent's numba shares torch's OpenMP runtime, and its first parallel call sets the OpenMP
+    # thread count to every core, which overrode the fit's thread policy: seen in the 100k scaling run's
+    # first epoch (benchmarks/README.md, Threads); a 3,000-point call in a fresh process did not show it
+    threads = torch.get_num_threads()
+    try:
+        idx, dist = _pynndescent_knn(data, k)
+    finally:
+        torch.set_num_threads(threads)
     idx, dist = _drop_self(idx, dist, k)
     rows = torch.from_numpy(idx)
     dists = torch.from_numpy(np.ascontiguousarray(dist))
