@@ -28,6 +28,10 @@ RAY_MISSING = ("executor='ray' needs Ray, which is not installed here: pip insta
 
 def import_ray():
     """The ``ray`` module, or a DVIError saying how to install it."""
+    # Ray's driver replaces builtins.print with its tqdm-safe print the first time it relays a worker's
+    # error; numba then cannot compile functions that print (pynndescent's nn_descent failed in the
+    # same process afterwards). Unless the user asked for it, keep print as it is.
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     try:
         import ray
     except ImportError:

@@ -26,6 +26,7 @@ from engine_support import TINY_FIT, make_cnn, record_features
 
 TESTS = Path(__file__).parent
 ray = None
+ORIGINAL_PRINT = print
 
 
 @pytest.fixture(scope="module")
@@ -281,3 +282,15 @@ def test_a_run_in_this_process_memory_is_refused_on_ray(digits_head):
     record_features(url, [(1, X[:120])], y[:120], head)
     with pytest.raises(dvi.DVIError, match="memory.*cannot reach it"):
         dvi.fit(url, progress=False, executor="ray", **TINY_FIT)
+
+
+def test_after_ray_fits_this_process_still_has_its_own_print_and_fits_with_pynndescent(cluster, tmp_path):
+    # Runs after the kill tests, whose worker errors Ray relays to this driver. Ray used to replace
+    # builtins.print then, and numba (pynndescent) could no longer compile in this process.
+    import builtins
+    assert builtins.print is ORIGINAL_PRINT
+    pytest.importorskip("pynndescent")
+    from dvi_widget.engine.knn import approximate_knn
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2000, 8)).astype(np.float32))
+    idx, _ = approximate_knn(x, 5, "pynndescent")
+    assert idx.shape == (2000, 5)
