@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import torch
 import dvi_widget as dvi
 from dvi_widget.demo import CLASSES, SmallCNN
 from dvi_widget.store.rundir import RunDir
-from engine_support import TINY_FIT, make_cnn, record_features
+from engine_support import TINY_FIT, kill_after_first_fit, make_cnn, record_features, snapshot
 
 TESTS = Path(__file__).parent
 ray = None
@@ -138,11 +137,6 @@ def test_a_worker_killed_mid_task_is_retried_and_the_run_is_unchanged(cluster, r
     assert not [p.name for p in (on_ray / "fits").iterdir() if p.name.startswith(".")], "no leftovers"
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_a_driver_killed_mid_fit_leaves_finished_epochs_and_the_next_fit_resumes(cluster, recorded_pair):
     """A driver process connected to the cluster (ray_address=) is killed once an epoch is written."""
     _, on_ray = recorded_pair
@@ -153,15 +147,7 @@ def test_a_driver_killed_mid_fit_leaves_finished_epochs_and_the_next_fit_resumes
     proc = subprocess.Popen([sys.executable, "-c", code, str(on_ray), address],
                             env={**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(Path(dvi.__file__).parent.parent)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not (on_ray / "fits" / "000001").exists():
-            assert proc.poll() is None, "the fit ended before it could be killed"
-            assert time.monotonic() < deadline, "epoch 1 was never fitted"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_after_first_fit(proc, on_ray, timeout=120)
     run = RunDir(on_ray)
     done = run.fitted_epochs()
     assert 1 in done and len(done) < 4, f"killed mid-fit: {done}"

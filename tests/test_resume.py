@@ -4,27 +4,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_support import TINY_FIT, record_features
+from engine_support import TINY_FIT, kill_after_first_fit, record_features, snapshot
 
 import dvi_widget as dvi
 import dvi_widget.engine.fitting as fitting
 from dvi_widget.store.rundir import RunDir, load_npz
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every fitted file under ``folder`` with its modification time and content.
-
-    (fits/config.json, the options, may be rewritten with the same content.)"""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "config.json"}
 
 
 def leftovers(path: Path) -> list[str]:
@@ -69,15 +59,7 @@ def test_a_process_killed_mid_fit_resumes(tmp_path, digits_head):
     code = ("import sys, dvi_widget as dvi; "
             f"dvi.fit(sys.argv[1], progress=False, **{opts!r})")
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], env={**os.environ, "TQDM_DISABLE": "1"})
-    try:
-        deadline = time.monotonic() + 240
-        while not (path / "fits" / "000001").exists():
-            assert proc.poll() is None, "the fit ended before it could be killed"
-            assert time.monotonic() < deadline, "epoch 1 was never fitted"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_after_first_fit(proc, path, timeout=240)
     run = RunDir(path)
     done = run.fitted_epochs()
     assert done and done == list(range(1, len(done) + 1)), f"finished epochs form a prefix: {done}"
