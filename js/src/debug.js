@@ -64,6 +64,8 @@ export class DebugHandle {
   transform() { return { ...this.app.view(), width: this.app.renderer.width, height: this.app.renderer.height }; }
   frame() { return this.app.frame(); }
   invalidate(full = false) { return this.app.invalidate(full); }
+  /** Compose the map and points again from the data, even when nothing changed (tests compare the pictures). */
+  redraw() { this.app._layerKey = null; return this.app.invalidate(true); }
   play() { return this.app.playback.play(performance.now()); }
   pause() { return this.app.playback.pause(); }
   jumpTo(epoch) { const ok = this.app.playback.jumpTo(epoch); this.app.invalidate(true); return ok; }

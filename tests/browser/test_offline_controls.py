@@ -246,6 +246,6 @@ def test_at_rest_hover_keeps_the_picture_and_a_jump_shows_the_epoch_rendered_ahe
     assert page.evaluate(f"() => {ROOT}.dvi.lastComposed.ahead") is True, "the jump composed its frame"
     ahead = page.evaluate(PIXELS)
     assert ahead != before
-    page.evaluate(f"() => {ROOT}.dvi.invalidate(true)")  # compose the same frame from scratch
+    page.evaluate(f"() => {ROOT}.dvi.redraw()")  # compose the same frame from scratch
     page.wait_for_function(f"() => {ROOT}.dvi.lastComposed.ahead === false")
     assert page.evaluate(PIXELS) == ahead, "the picture rendered ahead differs from the one composed"
