@@ -105,6 +105,25 @@ def test_exact_knn_matches_brute_force_in_float64(digits_truth):
     np.testing.assert_allclose(dist.numpy(), d_truth, rtol=1e-4, atol=1e-3)
 
 
+def test_2d_searches_use_a_kd_tree_that_matches_brute_force():
+    """The metrics' 2-D searches (every layout position, 5,000 queries) go through a k-d tree:
+    the same neighbours as a float64 brute force, the query itself excluded even among duplicates."""
+    rng = np.random.default_rng(0)
+    pos = rng.normal(size=(800, 2)).astype(np.float32)
+    pos[100:120] = pos[99]                                   # 21 points on one spot
+    d = ((pos[:, None, :].astype(np.float64) - pos[None, :, :]) ** 2).sum(2)
+    np.fill_diagonal(d, np.inf)
+    q = np.array([0, 5, 99, 100, 119, 799])
+    idx, dist = exact_knn(torch.from_numpy(pos), K, queries=torch.from_numpy(pos[q]), query_index=torch.from_numpy(q))
+    assert idx.dtype == torch.int64 and dist.dtype == torch.float32 and idx.shape == (len(q), K)
+    assert not (idx.numpy() == q[:, None]).any(), "a query is never its own neighbour"
+    np.testing.assert_allclose(dist.numpy(), np.sqrt(np.sort(d[q], 1)[:, :K]), atol=1e-6)
+    for row, i in zip(idx.numpy(), q):
+        assert np.allclose(np.sort(d[i, row]), np.sort(d[i])[:K]), "the k nearest, ties in any order"
+    other, _ = exact_knn(torch.from_numpy(pos), K, queries=torch.from_numpy(pos[:5]))   # plain queries keep self
+    assert (other[:, 0].numpy() == np.arange(5)).all()
+
+
 # ----------------------------------------------------------------------------- trustworthiness
 def brute_trustworthiness(X: np.ndarray, low: np.ndarray, queries: np.ndarray, k: int = K) -> float:
     """sklearn's formula over the given queries: full float64 distance ranks (argsort), no shortcuts."""
