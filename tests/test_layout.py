@@ -168,14 +168,52 @@ def test_the_compiled_passes_give_the_same_bytes_on_any_thread_count():
     anchor, pull = start.clone(), torch.linspace(0, 1, len(start))
     rate = torch.linspace(0.3, 1, len(start))
     before = torch.get_num_threads()
-    out = []
     try:
-        for threads, seed in ((1, 5), (2, 5), (1, 6)):
-            torch.set_num_threads(threads)
-            out.append(optimize_layout(start, cx.edges, cx.weights, 30, a, b, generator=torch.Generator().manual_seed(seed),
-                                       anchor=anchor, anchor_weight=pull, point_rate=rate, kernel="numba"))
-            assert torch.get_num_threads() == threads, "the fit's thread count survives numba"
+        for sequential in (False, True):
+            out = []
+            for threads, seed in ((1, 5), (2, 5), (1, 6)):
+                torch.set_num_threads(threads)
+                out.append(optimize_layout(start, cx.edges, cx.weights, 30, a, b, generator=torch.Generator().manual_seed(seed),
+                                           anchor=anchor, anchor_weight=pull, point_rate=rate, kernel="numba",
+                                           sequential=sequential))
+                assert torch.get_num_threads() == threads, "the fit's thread count survives numba"
+            assert torch.equal(out[0], out[1]), sequential
+            assert not torch.equal(out[0], out[2]), "another seed, other negatives"
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(out[0], out[1])
-    assert not torch.equal(out[0], out[2]), "another seed, other negatives"
+
+
+def test_sequential_passes_keep_more_neighbours_than_synchronous_ones_in_as_many_passes():
+    """The CPU default (layout_updates="sequential") is why fewer passes suffice."""
+    X, cx, (a, b), start = _digits_graph()
+    rates = {}
+    for sequential in (False, True):
+        got = []
+        for seed in (1, 2):
+            pos = optimize_layout(start, cx.edges, cx.weights, 60, a, b, generator=torch.Generator().manual_seed(seed),
+                                  negative_sample_rate=8, lr=0.5, kernel="numba", sequential=sequential)
+            low, _ = exact_knn(pos, 15)
+            got.append(float(overlap_rate(cx.knn, low).mean()))
+        rates[sequential] = np.mean(got)
+    print(f"nn_rate@15 after 60 passes: synchronous {rates[False]:.4f}, sequential {rates[True]:.4f}")
+    assert rates[True] > rates[False] + 0.005, rates
+
+
+def test_above_focus_check_the_decoder_rechecks_a_random_share_and_still_keeps_predictions(tmp_path, digits_head,
+                                                                                              monkeypatch):
+    """Large runs re-check a random FOCUS_CHECK of the samples for failing predictions (decoding all of
+    them at every re-check cost seconds at 100,000); the focus still finds the failing ones."""
+    from dvi_widget.engine import training
+    X, y, head = digits_head
+    monkeypatch.setattr(training, "FOCUS_CHECK", 150)
+    calls = []
+    real = training.inverse_failures
+
+    def counted(model, head_, z, pred):
+        calls.append(len(z))
+        return real(model, head_, z, pred)
+    monkeypatch.setattr(training, "inverse_failures", counted)
+    path = record_features(tmp_path / "focus", [(1, X[:600])], y[:600], head)
+    vis = dvi.fit(path, progress=False, steps_first=150, grid=32)
+    assert 150 in calls, "the re-checks decode a share of the samples"
+    assert vis.metrics[1]["ppr"] >= 0.99

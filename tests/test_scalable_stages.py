@@ -195,3 +195,26 @@ def test_counting_nearer_samples_matches_brute_force(reach):
     dj[:, 0] = d2[:, 7]                                   # a threshold equal to a distance
     brute = (d2[:, None, :] < dj[:, :, None]).sum(2).double()
     assert torch.equal(_count_nearer(d2, dj), brute)
+
+
+def test_epoch_trustworthiness_averages_a_fixed_subset_of_the_queries(digits_layouts, monkeypatch):
+    """Above TRUST_QUERIES queries, trustworthiness@15 is the brute-force figure over a fixed random
+    subset of them (the same every epoch): its cost is a full distance row per query."""
+    from dvi_widget.engine import metrics
+    X, layouts = digits_layouts
+    low = layouts["noisy"]
+    n = len(X)
+    queries = query_subset(n, 1000)
+    monkeypatch.setattr(metrics, "TRUST_QUERIES", 300)
+    knn, _ = exact_knn(torch.from_numpy(X), K)
+    probs = np.eye(10)[np.arange(n) % 10]
+    m = metrics.epoch_metrics(features=torch.from_numpy(X), boundary=torch.zeros((0, X.shape[1])),
+                              embedding=torch.from_numpy(low), boundary_embedding=torch.zeros((0, 2)), knn=knn,
+                              queries=queries, probs=probs, recon_probs=probs, labels=np.arange(n) % 10,
+                              split=np.array(["train"] * n), grid_class=np.zeros((8, 8), np.int64),
+                              extent=(float(low[:, 0].min()), float(low[:, 0].max()), float(low[:, 1].min()),
+                                      float(low[:, 1].max())))
+    subset = queries[query_subset(len(queries), 300, seed=1)]
+    assert len(np.unique(subset)) == 300
+    assert m["trustworthiness@15"] == pytest.approx(brute_trustworthiness(X, low, subset), abs=1e-4)
+    assert m["trustworthiness@15"] != pytest.approx(brute_trustworthiness(X, low, queries[:300]), abs=1e-4)
