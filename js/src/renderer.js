@@ -208,7 +208,7 @@ export class MapRenderer {
       const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
       if (p.alpha === 255 && p.outline >>> 24 === 0 && p.order.length * RANKED_FROM > W * H) {
         if (!this.scratch || this.scratch.size !== W * H) this.scratch = { size: W * H };
-        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p)) continue;
+        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p.colorsKey || p)) continue;
       }
       let order = p.order;
       if (order.length > 5000) {
