@@ -882,6 +882,24 @@ def per_epoch_table(res: dict, capture_s: dict[int, float], umap: dict | None) -
     return lines
 
 
+def stage_table(res: dict, capture_s: dict[int, float]) -> list[str]:
+    """Where each epoch's time went (the fit's own info.json): the layout engine's stages."""
+    cols = ["epoch", "capture s", "complex s", "layout s (passes)", "maps s (steps)", "map s", "metrics s",
+            "fit s", "threads"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols)]
+    for ep in res["epochs"]:
+        i = ep.get("fit_info") or {}
+        if "layout_s" not in i:
+            return []
+        e = ep["epoch"]
+        lines.append("| " + " | ".join([
+            str(e), fmt(capture_s.get(e), ".2f"), fmt(i.get("complex_s"), ".2f"),
+            f"{fmt(i.get('layout_s'), '.2f')} ({i.get('layout_epochs', '—')})",
+            f"{fmt(i.get('maps_s'), '.2f')} ({i.get('steps', '—')})", fmt(i.get("map_s"), ".2f"),
+            fmt(i.get("metrics_s"), ".2f"), fmt(ep["fit_s"], ".2f"), str(i.get("threads", "—"))]) + " |")
+    return lines
+
+
 def umap_epoch_table(u: dict) -> list[str]:
     cols = ["epoch", "fit_transform s", "nn_rate@15", "trust@15", "ppr/train", "ppr/test", "inverse ms/point",
             "RSS MiB", "load (1 min)"]
@@ -940,6 +958,11 @@ def case_markdown(case: str, c: dict) -> list[str]:
         lines += [f"Per epoch, {label} ({threads_line(res)}):", ""]
         lines += per_epoch_table(res, c["capture_s"], c.get("umap") if not (c.get("umap") or {}).get("error") else None)
         lines.append("")
+        stages = stage_table(res, c["capture_s"])
+        if stages:
+            lines += [f"Stages, {label} (seconds from each fit's info.json; layout = SGD passes + boundary "
+                      f"placement, maps = decoder and encoder fitted to the layout + moves for ppr):", ""]
+            lines += stages + [""]
     u = c.get("umap")
     if u and not u.get("error"):
         lines += [f"Per epoch, umap-learn (numba threads {u.get('numba_threads')}, {threads_line(u)}):", ""]

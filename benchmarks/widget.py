@@ -6,7 +6,12 @@ Runs a real JupyterLab with the widget on a synthetic duck-typed Visualization
 - playback: time to draw each frame while the epochs play (median, worst),
   and the interval between animation frames;
 - lasso: time to hit-test a 200-vertex lasso over all points;
-- latency: from `w.epoch = k` in Python to that epoch's frame drawn;
+- frames at rest, from real mouse input: a drag pan (each move redraws the map and every
+  point) and hovering (each move redraws only the overlay);
+- latency: from `w.epoch = k` in Python to that epoch's frame drawn, split into kernel to the
+  page's change handler and handler to frame; to the next epoch and to one half the run away,
+  each after `--rest` ms at rest (the page renders the neighbouring epochs ahead meanwhile),
+  with the websocket bytes the page received per jump;
 - bytes per epoch: what crosses the websocket when one epoch is added
   (live refresh), against the raw size of that epoch's arrays.
 
@@ -31,7 +36,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from harness import kernel_exec, lab_session, open_notebook, run_all_cells, write_notebook  # noqa: E402
+from harness import kernel_exec, kernel_json, lab_session, open_notebook, run_all_cells, write_notebook  # noqa: E402
 
 
 def q(values, p):
@@ -50,6 +55,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=_ints, default=None,
                     help="epochs per size, one value or one per size (default 20 up to 50k, 10 to 200k, 6 beyond)")
     ap.add_argument("--map", type=int, default=256, help="decision map size (pixels per side)")
+    ap.add_argument("--rest", type=int, default=1000,
+                    help="ms at rest before each `w.epoch = k` (the page renders neighbouring epochs ahead meanwhile)")
     ap.add_argument("--json", type=pathlib.Path, default=None)
     args = ap.parse_args()
     sizes = args.points
@@ -64,7 +71,7 @@ def main() -> None:
     all_results = []
     with lab_session("dvi-bench-") as (server, browser):
         for j, (n, e) in enumerate(zip(sizes, epochs)):
-            r = measure(browser, server, n, e, args.map, bytes_per_epoch=(j == 0))
+            r = measure(browser, server, n, e, args.map, bytes_per_epoch=(j == 0), rest_ms=args.rest)
             print(table(r), flush=True)
             print(flush=True)
             all_results.append(r)
@@ -121,7 +128,52 @@ def profile_frames(page, frames: int = 30, top: int = 12) -> dict:
             "per_frame": page_work}
 
 
-def measure(browser, server, n: int, e: int, map_size: int, bytes_per_epoch: bool) -> dict:
+def _frame_after(page) -> list:
+    """[draw ms, kept] of the frame that follows (the app's animation frame runs before this one's)."""
+    return page.evaluate("""() => new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(() => {
+        const a = document.querySelector('.dvi-root').dvi;
+        res([a.frameTimes.length, a.frameTimes[a.frameTimes.length - 1], !!(a.lastBreakdown && a.lastBreakdown.kept)]); })))""")
+
+
+def measure_rest(page, moves: int = 30) -> dict:
+    """Frames at rest from real mouse input: a drag pan in pan mode (every move redraws the map and
+    all points) and hovering (every move redraws only the ring and tooltip)."""
+    root = page.locator(".dvi-root").first
+    page.evaluate("() => { const a = document.querySelector('.dvi-root').dvi; a.pause(); a.resetView(); a.setMode('pan'); }")
+    page.wait_for_function("() => { const r = document.querySelector('.dvi-root'); return r.dataset.drawnEpoch && !r.dvi.transition; }")
+    box = root.locator(".dvi-map").bounding_box() if root.locator(".dvi-map").count() else root.locator(".dvi-canvas-points").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    last = _frame_after(page)[0]
+
+    def step(out):
+        nonlocal last
+        count, ms, kept = _frame_after(page)
+        if count > last:  # a frame was drawn for this move
+            out.append((ms, kept))
+        last = count
+
+    pan, hover = [], []
+    page.mouse.down()
+    for k in range(moves):
+        page.mouse.move(cx + 4 * (k + 1) * (-1) ** (k // 10), cy + 3 * (k + 1))
+        step(pan)
+    page.mouse.up()
+    page.evaluate("() => document.querySelector('.dvi-root').dvi.resetView()")
+    last = _frame_after(page)[0]
+    for k in range(moves):
+        page.mouse.move(cx - box["width"] * 0.3 + box["width"] * 0.6 * k / moves, cy + box["height"] * 0.1 * (-1) ** k)
+        step(hover)
+    page.mouse.move(box["x"] + 2, box["y"] + box["height"] - 2)
+    full = [t for t, kept in pan if not kept]
+    light = [t for t, kept in hover if kept]
+    return {"rest_pan_frames": len(full), "rest_pan_ms_median": round(statistics.median(full), 2) if full else None,
+            "rest_pan_ms_p95": round(q(full, 0.95), 2) if full else None,
+            "rest_hover_frames_kept": f"{len(light)} of {len(hover)}",
+            "rest_hover_ms_median": round(statistics.median([t for t, _ in hover]), 2) if hover else None}
+
+
+def measure(browser, server, n: int, e: int, map_size: int, bytes_per_epoch: bool, rest_ms: int = 1000) -> dict:
     """Open a notebook showing `n` points x `e` epochs and measure it (see the module docstring)."""
     setup = (
         "import time, numpy as np\n"
@@ -220,6 +272,10 @@ def measure(browser, server, n: int, e: int, map_size: int, bytes_per_epoch: boo
         # 1c. where a glide frame's time goes: the page's own sampling profiler (Chrome DevTools protocol)
         results["profile_top"] = profile_frames(page)
 
+        # 1d. frames at rest, driven by the real mouse: a drag pan (each move redraws the map and
+        # every point) and hovering (each move redraws only the overlay)
+        results.update(measure_rest(page))
+
         # 2. lasso hit test over all points (200-vertex star around the centre)
         lasso = page.evaluate(
             """() => {
@@ -238,19 +294,43 @@ def measure(browser, server, n: int, e: int, map_size: int, bytes_per_epoch: boo
         results["lasso_ms_best"] = round(min(lasso["times"]), 2)
         results["lasso_hits"] = lasso["hits"]
 
-        # 3. Python w.epoch = k -> frame drawn
-        lat, jump_frames = [], []
-        for k in [(i % e) + 1 for i in range(1, 11)]:  # 10 jumps, each to another epoch
-            out = kernel_exec(page, f"t = time.time(); w.epoch = {k}; print(repr(t))")
-            t_py = float(out.strip().splitlines()[-1])
-            page.wait_for_function(f"() => document.querySelector('.dvi-root').dataset.drawnEpoch === '{k}'", timeout=120_000)
-            drawn, frame_ms = page.evaluate(
-                "() => { const a = document.querySelector('.dvi-root').dvi; return [a.drawnAt, a.frameTimes[a.frameTimes.length - 1]]; }")
-            lat.append(drawn - t_py * 1000)
-            jump_frames.append(frame_ms)
-        results["epoch_latency_ms_median"] = round(statistics.median(lat), 1)
-        results["epoch_latency_ms_worst"] = round(max(lat), 1)
-        results["epoch_jump_frame_ms_median"] = round(statistics.median(jump_frames), 1)
+        # 3. Python w.epoch = k -> frame drawn: 10 jumps to the next epoch (the last wraps to the
+        # first), then 5 to an epoch half the run away, each after `rest_ms` at rest (a person
+        # looking at the map; the page renders the neighbouring epochs ahead meanwhile)
+        nxt = [(i % e) + 1 for i in range(1, 11)]
+        far = [((e // 2 + 1 + 2 * i) % e) + 1 for i in range(5)]
+        for name, seq in (("epoch", nxt), ("epoch_far", far)):
+            lat, to_page, on_page, jump_frames, ahead, ws = [], [], [], [], [], []
+            cur = kernel_json(page, "w.epoch")
+            for k in seq:
+                if k == cur:
+                    continue
+                page.wait_for_timeout(rest_ms)
+                frames.clear()
+                out = kernel_exec(page, f"t = time.time(); w.epoch = {k}; print(repr(t))")
+                t_py = float(out.strip().splitlines()[-1])
+                page.wait_for_function(
+                    f"() => {{ const d = document.querySelector('.dvi-root').dvi.epochDrawn; return d && d.epoch === {k}; }}",
+                    timeout=120_000)
+                # the first frame at rest showing epoch k (later frames, e.g. a redraw the page's own
+                # observers ask for, do not move these figures)
+                d = page.evaluate("() => document.querySelector('.dvi-root').dvi.epochDrawn")
+                drawn, changed, frame_ms, was_ahead = d["at"], d["changeAt"], d["frameMs"], d["ahead"]
+                lat.append(drawn - t_py * 1000)
+                to_page.append(changed - t_py * 1000)
+                on_page.append(drawn - changed)
+                jump_frames.append(frame_ms)
+                ahead.append(was_ahead)
+                ws.append(sum(frames))
+                cur = k
+            results[f"{name}_latency_ms_median"] = round(statistics.median(lat), 1)
+            results[f"{name}_latency_ms_worst"] = round(max(lat), 1)
+            results[f"{name}_to_page_ms_median"] = round(statistics.median(to_page), 1)
+            results[f"{name}_on_page_ms_median"] = round(statistics.median(on_page), 1)
+            results[f"{name}_jump_frame_ms_median"] = round(statistics.median(jump_frames), 1)
+            results[f"{name}_rendered_ahead"] = f"{sum(ahead)} of {len(ahead)}"
+            results[f"{name}_ws_bytes_median"] = int(statistics.median(ws))
+        results["jump_rest_ms"] = rest_ms
 
         if bytes_per_epoch:
             # 4. bytes over the websocket for one added epoch (live refresh)
@@ -293,8 +373,19 @@ def table(r: dict) -> str:
         ("one glide frame drawn 40 times in a row: best / median", f"{r['frame_draw_ms_best']} / {r['frame_draw_ms_repeat_median']} ms", ""),
         ("playback: interval between frames, median / worst", f"{r['frame_interval_ms_median']} / {r['frame_interval_ms_worst']} ms", ""),
         ("lasso hit test, all points (200 vertices), median / best / worst of 25", f"{r['lasso_ms_median']} / {r['lasso_ms_best']} / {r['lasso_ms_worst']} ms", ""),
-        ("`w.epoch = k` in Python to frame drawn, median / worst of 10", f"{r['epoch_latency_ms_median']} / {r['epoch_latency_ms_worst']} ms", "< 100 ms at 200k"),
-        ("  of which the page's frame for the new epoch, median", f"{r.get('epoch_jump_frame_ms_median', '?')} ms", ""),
+        ("at rest: a drag pan with the mouse, draw time per frame (map and all points), median / p95",
+         f"{r['rest_pan_ms_median']} / {r['rest_pan_ms_p95']} ms ({r['rest_pan_frames']} frames)", "< 33 ms at 1M"),
+        ("at rest: hovering, draw time per frame, median (frames that kept map and points)",
+         f"{r['rest_hover_ms_median']} ms ({r['rest_hover_frames_kept']})", ""),
+        (f"`w.epoch = k` (next epoch, after {r['jump_rest_ms']} ms at rest) to frame drawn, median / worst",
+         f"{r['epoch_latency_ms_median']} / {r['epoch_latency_ms_worst']} ms", "< 100 ms at 200k"),
+        ("  kernel to the page's change handler / handler to frame drawn / the frame itself, medians",
+         f"{r['epoch_to_page_ms_median']} / {r['epoch_on_page_ms_median']} / {r['epoch_jump_frame_ms_median']} ms", ""),
+        ("  frames that showed the picture rendered ahead; websocket bytes to the page per jump (median)",
+         f"{r['epoch_rendered_ahead']}; {r['epoch_ws_bytes_median']:,} B", ""),
+        ("`w.epoch = k` to an epoch half the run away: median / worst (kernel to page / on page / frame)",
+         f"{r['epoch_far_latency_ms_median']} / {r['epoch_far_latency_ms_worst']} ms ({r['epoch_far_to_page_ms_median']} / "
+         f"{r['epoch_far_on_page_ms_median']} / {r['epoch_far_jump_frame_ms_median']} ms; ahead {r['epoch_far_rendered_ahead']})", ""),
     ]
     if "epoch_bytes_sent" in r:
         rows += [
@@ -326,13 +417,15 @@ def table(r: dict) -> str:
 
 def summary(results: list[dict]) -> str:
     """One line per size: the figures the goals are about."""
-    lines = ["| points | epochs | draw per frame, median / p95 | repeat-draw best / median | frame interval, median | "
-             "`w.epoch = k` to frame, median / worst (page's frame) | lasso, median | load before |",
-             "| ---: | ---: | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| points | epochs | frame at rest: drag pan, median / p95 | hover, median | playback frame, median / p95 | "
+             "`w.epoch = k` (next) to frame, median (kernel to page / on page / frame; ahead) | to a far epoch, median | "
+             "lasso, median | load before |",
+             "| ---: | ---: | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        lines.append(f"| {r['points']:,} | {r['epochs']} | {r['frame_draw_ms_median']} / {r['frame_draw_ms_p95']} ms | "
-                     f"{r['frame_draw_ms_best']} / {r['frame_draw_ms_repeat_median']} ms | {r['frame_interval_ms_median']} ms | "
-                     f"{r['epoch_latency_ms_median']} / {r['epoch_latency_ms_worst']} ms ({r.get('epoch_jump_frame_ms_median', '?')} ms) | "
+        lines.append(f"| {r['points']:,} | {r['epochs']} | {r['rest_pan_ms_median']} / {r['rest_pan_ms_p95']} ms | "
+                     f"{r['rest_hover_ms_median']} ms | {r['frame_draw_ms_median']} / {r['frame_draw_ms_p95']} ms | "
+                     f"{r['epoch_latency_ms_median']} ms ({r['epoch_to_page_ms_median']} / {r['epoch_on_page_ms_median']} / "
+                     f"{r['epoch_jump_frame_ms_median']}; {r['epoch_rendered_ahead']}) | {r['epoch_far_latency_ms_median']} ms | "
                      f"{r['lasso_ms_median']} ms | {_load(r['load_before'])} |")
     return "\n".join(lines)
 

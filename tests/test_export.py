@@ -65,6 +65,27 @@ def test_export_is_one_offline_file(small_run, tmp_path):
     assert bundle == (STATIC / "widget.js").read_text(encoding="utf-8"), "the same bundle as the notebook's"
 
 
+def test_two_exports_of_one_widget_are_byte_identical(tmp_path, monkeypatch):
+    """Exporting the same view twice, a second apart, gives the same file (it held the time to the
+    second, so the pages differed by one byte); SOURCE_DATE_EPOCH pins the date it names."""
+    import time
+    from fake_vis import FakeVisualization
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    w = DVIWidget(FakeVisualization(n=300, epochs=(1, 2)))
+    w.select([3, 4])
+    first = w.export_html(tmp_path / "a.html").read_bytes()
+    time.sleep(1.05)
+    second = w.export_html(tmp_path / "b.html").read_bytes()
+    assert first == second
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # 2023-11-14 22:13:20 UTC
+    pinned = w.export_html(tmp_path / "c.html").read_text(encoding="utf-8")
+    assert '"created":"2023-11-14"' in pinned and "on 2023-11-14" in pinned
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(DVIError, match="SOURCE_DATE_EPOCH"):
+        w.export_html(tmp_path / "d.html")
+
+
 def test_thumbnail_options_change_size(small_run, tmp_path):
     w = DVIWidget(small_run)
     w.select(range(0, 1000, 50))

@@ -37,7 +37,7 @@ from torch import nn
 from engine_support import TINY_FIT
 
 import dvi_widget as dvi
-from dvi_widget.errors import DVIError
+from dvi_widget.errors import DVIError, RunFileError
 from dvi_widget.store import atomic, lock
 from dvi_widget.store.atomic import AtomicFolder
 from dvi_widget.store.fs import RemotePath, run_path
@@ -585,3 +585,42 @@ def test_listing_a_remote_run_costs_one_listing_not_a_request_per_epoch(mem_run,
     # key by key, object-store drivers concurrently), and no request per epoch folder
     assert calls.get("find") == 2 and calls.get("cat") == 1, calls
     assert sum(calls.get(k, 0) for k in ("info", "exists", "isdir", "isfile", "ls")) == 0, calls
+
+
+def test_reading_a_remote_file_costs_one_size_check_and_one_download(mem_run, monkeypatch):
+    """Each request is a round trip on an object store: a loader asks for the file's size (checked
+    against the run's limit before downloading) and downloads it once, plus the run's meta.json
+    stamp; no exists/is_file/header reads on top (there were about five requests per file)."""
+    calls: dict[str, int] = {}
+    cls = type(MEM)
+    for name in ("ls", "info", "exists", "isdir", "isfile", "cat", "cat_file", "_open"):
+        real = getattr(cls, name)
+
+        def spy(self, *a, _real=real, _name=name, **kw):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(self, *a, **kw)
+        monkeypatch.setattr(cls, name, spy)
+    dvi.Visualization(mem_run).embedding(2)   # the first read in a folder also finds the run's meta.json
+    vis = dvi.Visualization(mem_run)
+    vis.metrics
+    calls.clear()
+    vis.embedding(2), vis.background(2)   # fit.npz and map.npz of epoch 2
+    assert calls.get("cat_file") == 2 and "_open" not in calls, calls
+    assert calls.get("info") == 4, calls  # each file's size, and meta.json's stamp for its limit
+    assert sum(calls.get(k, 0) for k in ("exists", "isdir", "isfile", "ls", "cat")) == 0, calls
+    calls.clear()
+    dvi.DVIWidget(vis)
+    assert "_open" not in calls and calls.get("isfile", 0) == 0, calls
+
+
+def test_a_remote_file_over_the_run_limit_is_refused_before_it_is_downloaded(mem_run, monkeypatch):
+    from dvi_widget.store import rundir
+    vis = dvi.Visualization(mem_run)
+    monkeypatch.setattr(rundir, "_cap", lambda path, meta=None: 1000)   # a tiny limit stands for a huge file
+    monkeypatch.setattr(rundir, "_slack", lambda cap: 0)
+    downloads = []
+    real = type(MEM).cat_file
+    monkeypatch.setattr(type(MEM), "cat_file", lambda self, *a, **kw: downloads.append(a) or real(self, *a, **kw))
+    with pytest.raises(RunFileError, match=r"fits/000002/fit\.npz") as err:
+        vis.embedding(2)
+    assert "over this run's limit" in str(err.value) and downloads == []

@@ -136,3 +136,84 @@ def test_the_new_default_and_the_parametric_preset_differ_as_documented(tmp_path
     vis = dvi.fit(path, progress=False, preset="parametric", steps_first=40, grid=16)
     assert vis.metrics[1]["project_error/p95"] == pytest.approx(0.0, abs=1e-6), "parametric: shown = encode(h)"
     np.testing.assert_allclose(vis.embedding(1), vis.project(1, X[:300]), atol=1e-5)
+
+
+def _digits_graph():
+    from sklearn.datasets import load_digits
+    from dvi_widget.engine.complexes import build_complex
+    from dvi_widget.engine.config import umap_ab
+    from dvi_widget.engine.layout import pca_init
+    X = torch.from_numpy(load_digits().data.astype(np.float32))
+    cx = build_complex(X, torch.zeros((0, X.shape[1])), 15)
+    return X, cx, umap_ab(1.0, 0.1), pca_init(X, torch.Generator().manual_seed(0))
+
+
+def test_the_compiled_cpu_passes_keep_neighbourhoods_as_the_torch_passes_do():
+    """engine/sgd.py (numba, the CPU default) and the torch passes (the GPU's) follow the same rules."""
+    X, cx, (a, b), start = _digits_graph()
+    rates = {}
+    for kernel in ("torch", "numba"):
+        pos = optimize_layout(start, cx.edges, cx.weights, 120, a, b, generator=torch.Generator().manual_seed(1),
+                              negative_sample_rate=8, lr=0.5, kernel=kernel)
+        low, _ = exact_knn(pos, 15)
+        rates[kernel] = float(overlap_rate(cx.knn, low).mean())
+    print(f"nn_rate@15 after 120 passes: {rates}")
+    assert rates["numba"] > 0.45, "the start (PCA) has about 0.2: the passes must do the work"
+    assert abs(rates["numba"] - rates["torch"]) < 0.02, rates
+
+
+def test_the_compiled_passes_give_the_same_bytes_on_any_thread_count():
+    """A fixed seed fixes the layout (tests/test_ray.py compares whole fits byte for byte)."""
+    X, cx, (a, b), start = _digits_graph()
+    anchor, pull = start.clone(), torch.linspace(0, 1, len(start))
+    rate = torch.linspace(0.3, 1, len(start))
+    before = torch.get_num_threads()
+    try:
+        for sequential in (False, True):
+            out = []
+            for threads, seed in ((1, 5), (2, 5), (1, 6)):
+                torch.set_num_threads(threads)
+                out.append(optimize_layout(start, cx.edges, cx.weights, 30, a, b, generator=torch.Generator().manual_seed(seed),
+                                           anchor=anchor, anchor_weight=pull, point_rate=rate, kernel="numba",
+                                           sequential=sequential))
+                assert torch.get_num_threads() == threads, "the fit's thread count survives numba"
+            assert torch.equal(out[0], out[1]), sequential
+            assert not torch.equal(out[0], out[2]), "another seed, other negatives"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_sequential_passes_keep_more_neighbours_than_synchronous_ones_in_as_many_passes():
+    """The CPU default (layout_updates="sequential") is why fewer passes suffice."""
+    X, cx, (a, b), start = _digits_graph()
+    rates = {}
+    for sequential in (False, True):
+        got = []
+        for seed in (1, 2):
+            pos = optimize_layout(start, cx.edges, cx.weights, 60, a, b, generator=torch.Generator().manual_seed(seed),
+                                  negative_sample_rate=8, lr=0.5, kernel="numba", sequential=sequential)
+            low, _ = exact_knn(pos, 15)
+            got.append(float(overlap_rate(cx.knn, low).mean()))
+        rates[sequential] = np.mean(got)
+    print(f"nn_rate@15 after 60 passes: synchronous {rates[False]:.4f}, sequential {rates[True]:.4f}")
+    assert rates[True] > rates[False] + 0.005, rates
+
+
+def test_above_focus_check_the_decoder_rechecks_a_random_share_and_still_keeps_predictions(tmp_path, digits_head,
+                                                                                              monkeypatch):
+    """Large runs re-check a random FOCUS_CHECK of the samples for failing predictions (decoding all of
+    them at every re-check cost seconds at 100,000); the focus still finds the failing ones."""
+    from dvi_widget.engine import training
+    X, y, head = digits_head
+    monkeypatch.setattr(training, "FOCUS_CHECK", 150)
+    calls = []
+    real = training.inverse_failures
+
+    def counted(model, head_, z, pred):
+        calls.append(len(z))
+        return real(model, head_, z, pred)
+    monkeypatch.setattr(training, "inverse_failures", counted)
+    path = record_features(tmp_path / "focus", [(1, X[:600])], y[:600], head)
+    vis = dvi.fit(path, progress=False, steps_first=150, grid=32)
+    assert 150 in calls, "the re-checks decode a share of the samples"
+    assert vis.metrics[1]["ppr"] >= 0.99

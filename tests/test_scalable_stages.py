@@ -105,6 +105,25 @@ def test_exact_knn_matches_brute_force_in_float64(digits_truth):
     np.testing.assert_allclose(dist.numpy(), d_truth, rtol=1e-4, atol=1e-3)
 
 
+def test_2d_searches_use_a_kd_tree_that_matches_brute_force():
+    """The metrics' 2-D searches (every layout position, 5,000 queries) go through a k-d tree:
+    the same neighbours as a float64 brute force, the query itself excluded even among duplicates."""
+    rng = np.random.default_rng(0)
+    pos = rng.normal(size=(800, 2)).astype(np.float32)
+    pos[100:120] = pos[99]                                   # 21 points on one spot
+    d = ((pos[:, None, :].astype(np.float64) - pos[None, :, :]) ** 2).sum(2)
+    np.fill_diagonal(d, np.inf)
+    q = np.array([0, 5, 99, 100, 119, 799])
+    idx, dist = exact_knn(torch.from_numpy(pos), K, queries=torch.from_numpy(pos[q]), query_index=torch.from_numpy(q))
+    assert idx.dtype == torch.int64 and dist.dtype == torch.float32 and idx.shape == (len(q), K)
+    assert not (idx.numpy() == q[:, None]).any(), "a query is never its own neighbour"
+    np.testing.assert_allclose(dist.numpy(), np.sqrt(np.sort(d[q], 1)[:, :K]), atol=1e-6)
+    for row, i in zip(idx.numpy(), q):
+        assert np.allclose(np.sort(d[i, row]), np.sort(d[i])[:K]), "the k nearest, ties in any order"
+    other, _ = exact_knn(torch.from_numpy(pos), K, queries=torch.from_numpy(pos[:5]))   # plain queries keep self
+    assert (other[:, 0].numpy() == np.arange(5)).all()
+
+
 # ----------------------------------------------------------------------------- trustworthiness
 def brute_trustworthiness(X: np.ndarray, low: np.ndarray, queries: np.ndarray, k: int = K) -> float:
     """sklearn's formula over the given queries: full float64 distance ranks (argsort), no shortcuts."""
@@ -176,3 +195,26 @@ def test_counting_nearer_samples_matches_brute_force(reach):
     dj[:, 0] = d2[:, 7]                                   # a threshold equal to a distance
     brute = (d2[:, None, :] < dj[:, :, None]).sum(2).double()
     assert torch.equal(_count_nearer(d2, dj), brute)
+
+
+def test_epoch_trustworthiness_averages_a_fixed_subset_of_the_queries(digits_layouts, monkeypatch):
+    """Above TRUST_QUERIES queries, trustworthiness@15 is the brute-force figure over a fixed random
+    subset of them (the same every epoch): its cost is a full distance row per query."""
+    from dvi_widget.engine import metrics
+    X, layouts = digits_layouts
+    low = layouts["noisy"]
+    n = len(X)
+    queries = query_subset(n, 1000)
+    monkeypatch.setattr(metrics, "TRUST_QUERIES", 300)
+    knn, _ = exact_knn(torch.from_numpy(X), K)
+    probs = np.eye(10)[np.arange(n) % 10]
+    m = metrics.epoch_metrics(features=torch.from_numpy(X), boundary=torch.zeros((0, X.shape[1])),
+                              embedding=torch.from_numpy(low), boundary_embedding=torch.zeros((0, 2)), knn=knn,
+                              queries=queries, probs=probs, recon_probs=probs, labels=np.arange(n) % 10,
+                              split=np.array(["train"] * n), grid_class=np.zeros((8, 8), np.int64),
+                              extent=(float(low[:, 0].min()), float(low[:, 0].max()), float(low[:, 1].min()),
+                                      float(low[:, 1].max())))
+    subset = queries[query_subset(len(queries), 300, seed=1)]
+    assert len(np.unique(subset)) == 300
+    assert m["trustworthiness@15"] == pytest.approx(brute_trustworthiness(X, low, subset), abs=1e-4)
+    assert m["trustworthiness@15"] != pytest.approx(brute_trustworthiness(X, low, queries[:300]), abs=1e-4)

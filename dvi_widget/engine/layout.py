@@ -12,10 +12,11 @@ instead of a numba loop, and so a warm start and an alignment pull can be added:
   per-edge gradient is clipped to [-4, 4] per coordinate, as umap clips it;
 - the learning rate decays linearly to 0 over the epochs.
 
-The one departure from umap-learn: all edges sampled in a layout epoch are applied at once
-(synchronous, from the positions at the start of the epoch) rather than one after another
+The one departure from umap-learn: on a GPU all edges sampled in a layout epoch are applied at
+once (synchronous, from the positions at the start of the epoch) rather than one after another
 (Hogwild); per-edge clipping keeps that stable, and tests/test_layout.py checks the result keeps
-neighbourhoods as well as umap-learn does.
+neighbourhoods as well as umap-learn does. On the CPU the passes run as a compiled loop
+(engine/sgd.py), by default sequential within fixed chunks of edges, which does more per pass.
 
 Warm start (epochs after the first): positions start at the previous epoch's, and each node is
 pulled toward its previous position with strength ``align_weight * overlap_i`` per layout epoch
@@ -64,13 +65,20 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
                     a: float, b: float, *, generator: torch.Generator, negative_sample_rate: int = 5,
                     lr: float = 1.0, gamma: float = 1.0, anchor: torch.Tensor | None = None,
                     anchor_weight: torch.Tensor | None = None, point_rate: torch.Tensor | None = None,
-                    progress=None) -> torch.Tensor:
+                    progress=None, kernel: str = "auto", sequential: bool = False) -> torch.Tensor:
     """Run ``n_epochs`` layout epochs of UMAP's SGD from ``pos`` (V, 2); returns the new positions.
 
     edges: (E, 2) int64 node indices (an undirected edge listed both ways, as umap's COO graph);
     weights: (E,) membership strengths. anchor / anchor_weight: (V, 2) previous positions and (V,)
-    pull strengths in [0, 1] (0: free) for the warm start's alignment term.
+    pull strengths in [0, 1] (0: free) for the warm start's alignment term. point_rate: (V,) scale
+    of each node's updates. kernel: ``"numba"`` (the compiled loop of ``engine/sgd.py``, 2-3x
+    faster per pass on a CPU), ``"torch"`` (whole-tensor passes, the fast way on a GPU), or
+    ``"auto"``: numba for CPU tensors, torch otherwise. Both follow the same rules; their random
+    draws differ. sequential: (numba only; the torch passes are always synchronous) each chunk of
+    edges sees its own earlier updates within a pass, as umap-learn's in-place SGD (engine/sgd.py).
     """
+    if kernel not in ("auto", "numba", "torch"):
+        raise ValueError(f"kernel must be 'auto', 'numba' or 'torch', got {kernel!r}")
     pos = pos.clone().float()
     if n_epochs <= 0:
         return pos
@@ -81,6 +89,9 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
     head, tail, w = edges[keep, 0], edges[keep, 1], w[keep]
     eps = (w.max() / w).double() if len(w) else w.double()                       # layout epochs between two samples of an edge
     eps_neg = eps / max(negative_sample_rate, 1)
+    if kernel == "numba" or (kernel == "auto" and dev.type == "cpu"):
+        return _numba_layout(pos, head, tail, eps, n_epochs, a, b, generator, negative_sample_rate, lr, gamma,
+                             anchor, anchor_weight, point_rate, progress, sequential)
     next_sample = eps.clone()
     next_neg = eps_neg.clone()
     pull = None
@@ -120,6 +131,26 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
         if progress is not None:
             progress.update(1)
     return pos
+
+
+def _numba_layout(pos, head, tail, eps, n_epochs, a, b, generator, negative_sample_rate, lr, gamma,
+                  anchor, anchor_weight, point_rate, progress, sequential=False) -> torch.Tensor:
+    """The same passes through ``engine/sgd.py``'s compiled loop; seeded from ``generator``."""
+    from . import sgd
+    seeds = torch.randint(16, 2 ** 31 - 1, (sgd.CHUNKS, 3), generator=generator).numpy()
+    np_or_none = (lambda t: None if t is None else t.detach().float().cpu().numpy())
+    threads = torch.get_num_threads()
+    try:
+        out = sgd.run_passes(pos.cpu().numpy(), head.cpu().numpy(), tail.cpu().numpy(), eps.cpu().numpy(),
+                             n_epochs, a, b, seeds=seeds, negative_sample_rate=negative_sample_rate, lr=lr,
+                             gamma=gamma, anchor=np_or_none(anchor) if anchor_weight is not None else None,
+                             pull=None if anchor is None or anchor_weight is None
+                             else anchor_weight.detach().float().clamp(0, 1).cpu().numpy(),
+                             rate=np_or_none(point_rate), threads=threads, progress=progress,
+                             sequential=sequential)
+    finally:
+        torch.set_num_threads(threads)   # numba's OpenMP layer shares torch's runtime (see knn.py)
+    return torch.from_numpy(out).to(pos.device)
 
 
 __all__ = ["optimize_layout", "pca_init", "jaccard_overlap"]

@@ -104,7 +104,8 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
     with Progress(epochs, f"layout epoch {epoch}", unit="pass", enabled=progress) as bar:
         pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
-                              anchor_weight=pull, point_rate=rate, progress=bar)
+                              anchor_weight=pull, point_rate=rate, progress=bar,
+                              sequential=cfg.layout_updates == "sequential")
     if warm and 0 < cfg.step_blend:
         # each neighbourhood's move gets a length that tracks its features' move (stab_spearman);
         # the local rearrangement the layout made is kept (blend_steps with knn)
@@ -112,7 +113,7 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
         repair = max(1, epochs // 6)     # a few gentle passes mend local order around the rescaled moves
         pos = optimize_layout(pos, edges, weights, repair, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=0.2 * lr * (1 - cfg.step_blend),
-                              point_rate=rate)
+                              point_rate=rate, sequential=cfg.layout_updates == "sequential")
     pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
     timings["layout_s"] = time.perf_counter() - t
     t = time.perf_counter()

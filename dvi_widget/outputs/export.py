@@ -296,6 +296,19 @@ html, body {{ margin: 0; background: #ffffff; color: #1f1f1f;
 </html>
 """
 
+def _created_date() -> str:
+    """The page's creation date (UTC, ``YYYY-MM-DD``): a date, not a time, so two exports of the
+    same widget are byte-identical (a time to the second made them differ by one byte). With the
+    reproducible-builds variable ``SOURCE_DATE_EPOCH`` (seconds) set, that date instead."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).date().isoformat()
+        except (ValueError, OverflowError, OSError):
+            raise DVIError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {epoch!r}") from None
+    return _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+
+
 def render_html(w: "DVIWidget", *, thumbnails: str = "all", title: str | None = None) -> str:
     """The export page of widget ``w`` as a string."""
     if thumbnails not in THUMBNAILS:
@@ -305,8 +318,7 @@ def render_html(w: "DVIWidget", *, thumbnails: str = "all", title: str | None = 
     payload = _widget_payload(w, thumbnails)
     vis = w.vis
     epochs = list(w.epochs)
-    payload["generator"] = {"name": "dvi_widget", "version": __version__,
-                            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    payload["generator"] = {"name": "dvi_widget", "version": __version__, "created": _created_date()}
     run_name = Path(str(getattr(vis, "path", "run"))).name
     title = title if title is not None else f"DVI map: {run_name}"
     span = f"epochs {epochs[0]}–{epochs[-1]}" if len(epochs) > 1 else f"epoch {epochs[0]}"

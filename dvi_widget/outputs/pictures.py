@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -233,14 +234,34 @@ def _viridis() -> np.ndarray:
     return np.array([_rgb(h) for h in Viridis256], dtype=np.uint8)
 
 
-def stat_colors(values: np.ndarray) -> np.ndarray:
-    """(n, 3) uint8: a statistic on viridis over its finite [min, max] (equal ends widened by 0.5),
-    NaN grey, as js/src/dynamics.js (finiteRange, statColors) colours the points."""
+def stat_range(values: np.ndarray) -> tuple[float, float]:
+    """The range viridis spans for a statistic: its finite [min, max], equal ends widened by 0.5
+    ([0, 1] with no finite value), as js/src/dynamics.js finiteRange."""
     v = np.asarray(values, dtype=np.float64)
     fin = np.isfinite(v)
     lo, hi = (float(v[fin].min()), float(v[fin].max())) if fin.any() else (0.0, 1.0)
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def fmt_stat(v: float) -> str:
+    """A statistic's value as the page's colour bar writes it (js/src/dynamics.js fmtStat)."""
+    if not math.isfinite(v):
+        return "—"
+    a = abs(v)
+    if a != 0 and (a < 0.01 or a >= 1000):
+        m, e = f"{v:.2e}".split("e")
+        return f"{m}e{int(e):+d}"
+    return f"{round(v, 3 if a < 1 else 2):g}"
+
+
+def stat_colors(values: np.ndarray) -> np.ndarray:
+    """(n, 3) uint8: a statistic on viridis over its finite [min, max] (equal ends widened by 0.5),
+    NaN grey, as js/src/dynamics.js (finiteRange, statColors) colours the points."""
+    v = np.asarray(values, dtype=np.float64)
+    fin = np.isfinite(v)
+    lo, hi = stat_range(v)
     t = np.clip((np.where(fin, v, lo) - lo) / (hi - lo), 0, 1)
     k = np.floor(t * 255 + 0.5).astype(np.int64)  # Math.round
     out = _viridis()[k]
@@ -352,10 +373,13 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
     ok = visible_mask(lab, is_test, pred, prev, split=split, hidden=list(hidden),
                       only_misclassified=only_misclassified, only_flipped=only_flipped)
     colors = np.asarray(vis.colors, dtype=np.uint8).reshape(-1, 3)
+    colorbar = None
     if color_by in CLASS_MODES:
         pc = _point_colors(colors, color_by, lab, pred).astype(np.float64)
     else:
-        pc = stat_colors(_dynamics_column(vis, str(color_by), shown, dynamics)).astype(np.float64)
+        stat = _dynamics_column(vis, str(color_by), shown, dynamics)
+        pc = stat_colors(stat).astype(np.float64)
+        colorbar = (str(color_by), *stat_range(stat), bool((~np.isfinite(stat)).any()))
     dyn_filter = dynamics_filter or {}
     if dyn_filter.get("column"):
         v = _dynamics_column(vis, str(dyn_filter["column"]), shown, dynamics)
@@ -425,7 +449,7 @@ def render(vis: Any, epoch: int, *, size: tuple[int, int] = (640, 640), view: di
                 d.polygon([tip, left, right], fill=c + (int(255 * T["alpha"]),))
         canvas = Image.alpha_composite(canvas.convert("RGBA"), layer).convert("RGB")
     img = canvas.resize((W, H), Image.Resampling.LANCZOS) if S > 1 else canvas
-    return _frame(img, vis, title, legend, hidden=set(int(h) for h in hidden))
+    return _frame(img, vis, title, legend, hidden=set(int(h) for h in hidden), colorbar=colorbar)
 
 
 def _rerank(seq: np.ndarray, ranks: np.ndarray) -> np.ndarray:
@@ -433,12 +457,21 @@ def _rerank(seq: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     return ranks[seq // 2] * 2 + seq % 2
 
 
-def _frame(img: Image.Image, vis: Any, title: str | None, legend: bool, hidden: set[int]) -> Image.Image:
-    """Add a title line above and a legend (class colours and names, as text) below the map."""
+#: The colour bar's ramp in a picture's legend: width (px, at most; the picture may be narrower) and height.
+COLORBAR_SIZE = (256, 12)
+
+
+def _frame(img: Image.Image, vis: Any, title: str | None, legend: bool, hidden: set[int],
+           colorbar: tuple[str, float, float, bool] | None = None) -> Image.Image:
+    """Add a title line above and a legend below the map: class colours and names, or, when the
+    points are coloured by a statistic (``colorbar``: its name, the range viridis spans, whether
+    some samples have no value), the statistic's colour bar as the page shows it."""
     W, H = img.size
     font = _font(14)
     small = _font(12)
     head = 24 if title else 0
+    if legend and colorbar is not None:
+        return _frame_colorbar(img, title, head, colorbar, font, small)
     rows: list[list[tuple[int, str]]] = []
     if legend:
         probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -472,6 +505,37 @@ def _frame(img: Image.Image, vis: Any, title: str | None, legend: bool, hidden: 
             d.text((x + 16, y + 1), name, fill=TEXT if c not in hidden else MUTED, font=small)
             x += 18 + int(d.textlength(name, font=small)) + 12
         y += 18
+    return out
+
+
+def _frame_colorbar(img: Image.Image, title: str | None, head: int, colorbar: tuple[str, float, float, bool],
+                    font, small) -> Image.Image:
+    """The map with a title above and, below, the statistic's name, its low end, the viridis ramp,
+    its high end and (when some samples have none) a grey swatch for "no value"."""
+    name, lo, hi, missing = colorbar
+    W, H = img.size
+    out = Image.new("RGB", (W, H + head + 26), (255, 255, 255))
+    out.paste(img, (0, head))
+    d = ImageDraw.Draw(out)
+    if title:
+        d.text((6, 4), title, fill=TEXT, font=font)
+    y = H + head + 6
+    lo_s, hi_s = fmt_stat(lo), fmt_stat(hi)
+    x = 6
+    d.text((x, y), name, fill=TEXT, font=small)
+    x += int(d.textlength(name, font=small)) + 10
+    d.text((x, y), lo_s, fill=TEXT, font=small)
+    x += int(d.textlength(lo_s, font=small)) + 4
+    tail = 4 + int(d.textlength(hi_s, font=small)) + (12 + 16 + int(d.textlength("no value", font=small)) if missing else 0)
+    bw = max(16, min(COLORBAR_SIZE[0], W - x - tail - 6))
+    ramp = _viridis()[np.round(np.linspace(0, 255, bw)).astype(int)]
+    out.paste(Image.fromarray(np.repeat(ramp[None], COLORBAR_SIZE[1], axis=0), "RGB"), (x, y + 1))
+    x += bw + 4
+    d.text((x, y), hi_s, fill=TEXT, font=small)
+    if missing:
+        x += int(d.textlength(hi_s, font=small)) + 12
+        d.rectangle((x, y + 2, x + 11, y + 13), fill=MISSING_RGB)
+        d.text((x + 16, y), "no value", fill=TEXT, font=small)
     return out
 
 

@@ -23,6 +23,7 @@ never rely on a rename: see ``store.atomic``.
 from __future__ import annotations
 
 import fnmatch
+import io
 import os
 import re
 from pathlib import Path
@@ -146,8 +147,13 @@ class RemotePath:
         info = self._info()
         if info is None:
             raise FileNotFoundError(2, "no such file", str(self))
-        stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
-        return SimpleNamespace(st_size=int(info.get("size") or 0), st_mtime_ns=str(stamp), stamp=str(stamp))
+        stamp = self.stamp_of(info)
+        return SimpleNamespace(st_size=int(info.get("size") or 0), st_mtime_ns=stamp, stamp=stamp)
+
+    @staticmethod
+    def stamp_of(info: dict) -> str:
+        """A file's modification stamp from an fsspec ``info`` dict (each driver names it its own way)."""
+        return str(info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created"))
 
     def iterdir(self) -> Iterator["RemotePath"]:
         try:
@@ -205,6 +211,54 @@ class RemotePath:
             pass
 
 
+class FetchedFile:
+    """A remote run file read whole with one request, offering the Path methods the loaders use.
+
+    Every call on an object store is a round trip. Checking, sizing and reading a file through
+    :class:`RemotePath` took about five (exists, is_file, stat, a header read, the data read);
+    the loaders in ``store.rundir`` instead make one ``info`` (type and size, checked against the
+    run's limit before anything is downloaded) and one read, then parse headers and data from
+    memory. ``str()`` is the file's URL, so errors still name it.
+    """
+
+    __slots__ = ("remote", "data", "_info", "size")
+
+    def __init__(self, remote: RemotePath, data: bytes, info: dict, size: int | None = None):
+        self.remote, self.data, self._info = remote, data, info
+        #: The file's size: ``len(data)``, unless ``data`` is only its first bytes (a header).
+        self.size = len(data) if size is None else int(size)
+
+    def __str__(self) -> str:
+        return str(self.remote)
+
+    @property
+    def name(self) -> str:
+        return self.remote.name
+
+    @property
+    def suffix(self) -> str:
+        return self.remote.suffix
+
+    @property
+    def parent(self) -> RemotePath:
+        return self.remote.parent
+
+    def stat(self) -> SimpleNamespace:
+        stamp = RemotePath.stamp_of(self._info)
+        return SimpleNamespace(st_size=self.size, st_mtime_ns=stamp, stamp=stamp)
+
+    def open(self, mode: str = "rb") -> io.BytesIO:
+        if mode != "rb":
+            raise ValueError(f"{self} was fetched for reading only")
+        return io.BytesIO(self.data)
+
+    def read_bytes(self) -> bytes:
+        return self.data
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.data.decode(encoding)
+
+
 def _from_url(url: str, direct: bool = False) -> RemotePath:
     p = run_path(url)
     assert isinstance(p, RemotePath)
@@ -258,4 +312,4 @@ def local_of(path: Path | RemotePath) -> Path | None:
     return Path(path)
 
 
-__all__ = ["RemotePath", "run_path", "is_url", "is_remote", "local_of"]
+__all__ = ["RemotePath", "FetchedFile", "run_path", "is_url", "is_remote", "local_of"]

@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from ..errors import DVIError, RunFileError
-from .limits import materialize
-from .rundir import _cap, load_json, load_npz, write_json, save_npz
-from .limits import npz_headers
+from .limits import materialize, npz_headers
+from .rundir import fetch, load_json, load_npz, write_json, save_npz
 
 # Layer types a head may contain, with the constructor arguments read off an instance.
 _LAYERS = {
@@ -112,7 +111,8 @@ def load_head(folder: Path) -> nn.Sequential:
     jpath, wpath = folder / "head.json", folder / "head.npz"
     description = load_json(jpath)
     shapes = {}
-    for name, (shape, _dtype) in npz_headers(wpath, _cap(wpath)).items():
+    wpath, cap = fetch(wpath)    # one download on an object store, read twice below
+    for name, (shape, _dtype) in npz_headers(wpath, cap).items():
         i, _, rest = name.partition(".")
         shapes[f"{i}.{rest}"] = shape
 

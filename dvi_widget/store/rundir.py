@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import DVIError, RunFileError
 from .atomic import (MANIFEST, AtomicFolder, commit_staged, folder_sizes, write_json_atomic, write_npy_atomic,
                      write_npz_atomic)
-from .fs import RemotePath, run_path
+from .fs import FetchedFile, RemotePath, run_path
 from .limits import _plain, byte_cap, check_file, npy_header, npz_headers
 
 FORMAT = "dvi_widget.run"
@@ -71,7 +71,7 @@ _META_CACHE: dict[tuple[str, int], dict] = {}
 
 def _file(path) -> Path | RemotePath:
     """A run file's path as given (Path or RemotePath); strings may be URLs."""
-    return path if isinstance(path, (Path, RemotePath)) else run_path(path)
+    return path if isinstance(path, (Path, RemotePath, FetchedFile)) else run_path(path)
 
 
 def _remote(path) -> bool:
@@ -87,9 +87,16 @@ def _writable(path) -> Path | RemotePath:
     return path
 
 
+_META_WHERE: dict[str, str] = {}   # remote folder -> the folder whose meta.json serves it
+
+
 def _run_meta(path: Path) -> dict | None:
     """meta.json of the run holding ``path`` (looked up to three folders up), or None."""
     folder = path.parent
+    known = _META_WHERE.get(str(folder)) if isinstance(folder, RemotePath) else None
+    start = folder
+    if known is not None:   # on an object store each failed look-up is a round trip: remember the hit
+        folder = RemotePath(folder.fs, known)
     for _ in range(3):
         m = folder / "meta.json"
         try:
@@ -97,6 +104,8 @@ def _run_meta(path: Path) -> dict | None:
         except OSError:
             folder = folder.parent
             continue
+        if isinstance(folder, RemotePath):
+            _META_WHERE[str(start)] = folder.path
         key = (str(m), st.st_mtime_ns, st.st_size)
         if key not in _META_CACHE:
             try:
@@ -108,8 +117,9 @@ def _run_meta(path: Path) -> dict | None:
     return None
 
 
-def _cap(path: Path) -> int:
-    meta = _run_meta(path)
+def _cap(path: Path, meta: dict | None = None) -> int:
+    """The byte limit of a file of this run (``store.limits.byte_cap``); ``meta`` when already read."""
+    meta = meta if meta is not None else _run_meta(path)
     n = meta.get("n") if meta else None
     return byte_cap(n if isinstance(n, int) and not isinstance(n, bool) else None)
 
@@ -172,6 +182,51 @@ CONTENT_CHECKS = {"features.npz": _check_features, "outputs.npz": _check_outputs
 
 
 # ---- reading ------------------------------------------------------------------------------
+def _slack(cap: int) -> int:
+    """How much larger than its declared arrays a file may be: zip and .npy headers, and deflate's
+    small growth on data it cannot compress."""
+    return cap // 64 + 2 ** 20
+
+
+NPY_HEADER_BYTES = 10_016   # magic, version, length and the 10,000 header bytes numpy reads at most
+
+
+def _readable(path: Path | RemotePath, max_bytes: int, head_only: bool = False) -> Path | RemotePath | FetchedFile:
+    """``check_file``; on an object store (no local path) the file is instead read whole with one
+    ``info`` and one request (``store.fs.FetchedFile``), refused unread when over ``max_bytes``.
+    ``head_only``: only a ``.npy`` header's bytes are read (its rows are fetched on demand)."""
+    if isinstance(path, FetchedFile):
+        return path
+    if not _remote(path):
+        check_file(path)
+        return path
+    info = path._info()
+    if info is None:
+        raise RunFileError(path, "missing run file")
+    if info.get("type") != "file":
+        raise RunFileError(path, "not a regular file")
+    size = int(info.get("size") or 0)
+    if size > max_bytes:
+        raise RunFileError(path, f"run file is {size:,} bytes, over this run's limit of {max_bytes:,} bytes")
+    try:
+        if head_only:
+            head = path.fs.cat_file(path.path, start=0, end=min(size, NPY_HEADER_BYTES))
+            return FetchedFile(path, head, info, size=size)
+        return FetchedFile(path, path.read_bytes(), info)
+    except FileNotFoundError:
+        raise RunFileError(path, "missing run file") from None
+    except OSError as e:
+        raise RunFileError(path, f"unreadable run file ({type(e).__name__}: {e})") from None
+
+
+def fetch(path: Path | RemotePath) -> tuple[Path | RemotePath | FetchedFile, int]:
+    """(the file ready to read, this run's byte limit): for a reader that checks headers itself
+    before ``load_npz``/``load_npy`` (on an object store the file is then downloaded once)."""
+    path = _file(path)
+    cap = _cap(path)
+    return _readable(path, cap + _slack(cap)), cap
+
+
 def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """Load a .npz fully, turning any damage into an error that names the file.
 
@@ -179,8 +234,10 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
     the content of known files (features, outputs, fit) is checked after.
     """
     path = _file(path)
-    check_file(path)
-    headers = npz_headers(path, _cap(path))
+    meta = _run_meta(path)
+    cap = _cap(path, meta)
+    path = _readable(path, cap + _slack(cap))
+    headers = npz_headers(path, cap)
     keys = names if names is not None else tuple(headers)
     missing = [k for k in keys if k not in headers]
     if missing:
@@ -194,29 +251,28 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
         raise RunFileError(path, f"damaged run file ({type(e).__name__}: {_plain(e)})") from None
     check = CONTENT_CHECKS.get(path.name)
     if check is not None:
-        check(path, arrays, _run_meta(path))
+        check(path, arrays, meta)
     return arrays
 
 
 def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     """Load a .npy after checking its header against its size and the run's cap."""
     path = _file(path)
-    check_file(path)
-    npy_header(path, _cap(path))
+    cap = _cap(path)
+    path = _readable(path, cap + _slack(cap))
+    npy_header(path, cap)
     try:
-        if isinstance(path, RemotePath):   # no memory map through fsspec: read it whole
-            if path.local is not None:
-                return np.load(path.local, mmap_mode="r" if mmap else None, allow_pickle=False)
-            with path.open("rb") as f:
-                return np.load(f, allow_pickle=False)
+        if isinstance(path, FetchedFile):   # no memory map through fsspec: read whole, once
+            return np.load(path.open(), allow_pickle=False)
+        if isinstance(path, RemotePath):    # file:// (local underneath)
+            path = path.local
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise RunFileError(path, f"damaged run file ({type(e).__name__}: {_plain(e)})") from None
 
 
 def load_json(path: Path) -> Any:
-    path = _file(path)
-    check_file(path)
+    path = _readable(_file(path), MAX_JSON_BYTES)
     if path.stat().st_size > MAX_JSON_BYTES:
         raise RunFileError(path, f"run file is {path.stat().st_size:,} bytes, more than a JSON run file may be")
     try:
@@ -411,9 +467,10 @@ class RemoteRows:
         self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
     @classmethod
-    def open(cls, path: RemotePath, shape, dtype) -> "RemoteRows | None":
-        """None when the array is Fortran-ordered (rows not contiguous): then it is read whole."""
-        with path.open("rb") as f:
+    def open(cls, path: RemotePath, shape, dtype, header: FetchedFile | None = None) -> "RemoteRows | None":
+        """None when the array is Fortran-ordered (rows not contiguous): then it is read whole.
+        ``header``: the file's first bytes, already fetched."""
+        with (header or path).open("rb") as f:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             _shape, fortran, _dtype = read(f, max_header_size=10000)
@@ -548,15 +605,17 @@ class RunDir:
         if not self.meta.get("has_thumbnails"):
             return None
         path = self.path / "thumbnails.npy"
-        check_file(path)
-        shape, dtype = npy_header(path, _cap(path))
+        cap = _cap(path)
+        # on an object store only the header is read here: rows are fetched on demand (RemoteRows)
+        head = _readable(path, cap + _slack(cap), head_only=mmap)
+        shape, dtype = npy_header(head, cap)
         if dtype != np.uint8 or len(shape) not in (3, 4) or shape[0] != self.n or (len(shape) == 4 and shape[3] != 3):
             raise RunFileError(path, f"thumbnails must be uint8 (N={self.n}, h, w[, 3]) (N as meta.json says), got {dtype} {shape}")
         if mmap and _remote(path):
-            rows = RemoteRows.open(path, shape, dtype)
+            rows = RemoteRows.open(path, shape, dtype, header=head)
             if rows is not None:
                 return rows
-        return load_npy(path, mmap=mmap)
+        return load_npy(path if mmap else head, mmap=mmap)
 
     # ---- epochs ----------------------------------------------------------
     def _epoch_list(self, sub: str, legacy: tuple[str, ...], verify: bool) -> list[int]:

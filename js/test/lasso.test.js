@@ -59,7 +59,7 @@ test("the cell grid gives the plain even-odd answer for any cell size, self-cros
     const expected = [];
     for (let i = 0; i < n; i++) if (vis[i] && pointInPolygon(xs[i], ys[i], poly)) expected.push(i);
     assert.ok(expected.length > 500);
-    for (const cell of [0.5, 2, 7]) {
+    for (const cell of [0.5, 1, 2, 7]) {
       assert.deepEqual(Array.from(pointsInPolygon(xs, ys, poly, vis, cell)), expected, `cell ${cell}`);
     }
   }

@@ -212,3 +212,40 @@ def _shots():
     p = REPO / "test-output" / "browser"
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+PIXELS = f"""() => {{ const c = {ROOT}.querySelector('.dvi-canvas-points');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let h = 2166136261;
+  for (let i = 0; i < d.length; i++) h = Math.imul(h ^ d[i], 16777619);
+  return h >>> 0; }}"""
+
+
+def test_at_rest_hover_keeps_the_picture_and_a_jump_shows_the_epoch_rendered_ahead(big_page):
+    """At rest, hovering redraws only the ring and tooltip (the map and 50,000 points stay as
+    drawn); after a moment at rest, clicking the slider at the next epoch shows a picture the page
+    rendered ahead, identical to one composed from scratch."""
+    page, vis = big_page
+    epochs = vis.epochs
+    page.evaluate(f"() => {{ {ROOT}.dvi.setSelection([]); {ROOT}.dvi.jumpTo({epochs[0]}); }}")
+    wait_epoch(page, epochs[0])
+    page.wait_for_timeout(800)  # at rest: the neighbouring epochs are rendered ahead
+    before = page.evaluate(PIXELS)
+    box = page.locator(".dvi-canvas-points").bounding_box()
+    i = page.evaluate(f"""() => {{ const a = {ROOT}.dvi, W = a.renderer.width, H = a.renderer.height;
+        for (let i = 0; i < a.n; i += 97) if (a.visible[i] && a.xs[i] > 20 && a.ys[i] > 20 && a.xs[i] < W - 20 && a.ys[i] < H - 20) return i; }}""")
+    x, y = page.evaluate(f"(i) => {ROOT}.dvi.screenOf(i)", i)
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    page.wait_for_selector(".dvi-tooltip:not([hidden])", timeout=5_000)
+    assert page.evaluate(f"() => {ROOT}.dvi.lastBreakdown.kept") is True, "the hover frame redrew the points"
+    assert page.evaluate(PIXELS) == before, "the map and points changed under a hover"
+    page.mouse.move(box["x"] + 2, box["y"] + box["height"] - 2)
+
+    slider = page.locator(".dvi-slider").bounding_box()
+    page.mouse.click(slider["x"] + 8 + (slider["width"] - 16) / (len(epochs) - 1), slider["y"] + slider["height"] / 2)
+    wait_epoch(page, epochs[1])
+    assert page.evaluate(f"() => {ROOT}.dvi.lastComposed.ahead") is True, "the jump composed its frame"
+    ahead = page.evaluate(PIXELS)
+    assert ahead != before
+    page.evaluate(f"() => {ROOT}.dvi.redraw()")  # compose the same frame from scratch
+    page.wait_for_function(f"() => {ROOT}.dvi.lastComposed.ahead === false")
+    assert page.evaluate(PIXELS) == ahead, "the picture rendered ahead differs from the one composed"
