@@ -648,7 +648,7 @@ export class DVIApp {
     if (check) return old.layerKey === layerKey && old.bitmap === e.bitmap;
     comp.place(e, e, 1, view, W, H);
     this.renderer.setRadius(ps.radius);
-    const words = this.renderer.renderAhead(view, e, fill, comp.xs, comp.ys, comp.passes);
+    const words = this.renderer.renderAhead(view, e, fill, comp.xs, comp.ys, comp.passes, old ? old.words : null);
     this.renderer.setRadius(this.pointStyle.radius);
     this._ahead.set(e.epoch, { composer: comp, words, bitmap: e.bitmap, layerKey });
     return true;

@@ -177,10 +177,11 @@ export class MapRenderer {
 
   /**
    * Compose epoch `e`'s map under `view` and the points (as `drawPoints` takes
-   * them) into new words, without showing them: a frame rendered ahead of a jump.
+   * them) into new words (or `reuse`, an earlier picture's), without showing them: a frame
+   * rendered ahead of a jump.
    */
-  renderAhead(view, e, fill, xs, ys, passes) {
-    const words = new Uint32Array(this.words.length);
+  renderAhead(view, e, fill, xs, ys, passes, reuse = null) {
+    const words = reuse && reuse.length === this.words.length ? reuse : new Uint32Array(this.words.length);
     this.compose(words, this.mapWords(view, e, fill), xs, ys, passes);
     return words;
   }
