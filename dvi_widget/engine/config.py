@@ -22,8 +22,8 @@ class FitConfig:
     (``dvi.fit(run, layout_epochs=60)``). Every field is checked before anything on disk changes;
     a bad one raises :class:`DVIError` naming it. Presets: ``FitConfig.preset(name)``: ``"default"``
     (= ``"layout"``), ``"stable"`` (the layout with each sample's 2-D step held to its feature step,
-    ``step_rounds``: stab_spearman about 0.9 where the default's is 0.1-0.4, for about 10% of
-    nn_rate@15), ``"parametric"`` (the first engine) and ``"reference"`` (DVI's configuration).
+    ``step_rounds``: stab_spearman 0.92-0.95 on the benchmark cases where the default's is 0.15-0.35,
+    for 12-14% of nn_rate@15 at the worst epoch), ``"parametric"`` (the first engine) and ``"reference"`` (DVI's configuration).
 
     Parameters
     ----------
