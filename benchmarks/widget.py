@@ -141,7 +141,13 @@ def measure_rest(page, moves: int = 30) -> dict:
     root = page.locator(".dvi-root").first
     page.evaluate("() => { const a = document.querySelector('.dvi-root').dvi; a.pause(); a.resetView(); a.setMode('pan'); }")
     page.wait_for_function("() => { const r = document.querySelector('.dvi-root'); return r.dataset.drawnEpoch && !r.dvi.transition; }")
-    box = root.locator(".dvi-map").bounding_box() if root.locator(".dvi-map").count() else root.locator(".dvi-canvas-points").bounding_box()
+    map_el = root.locator(".dvi-map")
+    map_el.scroll_into_view_if_needed()  # the mouse reaches only what is in the viewport
+    page.wait_for_timeout(200)
+    box = map_el.bounding_box()
+    vp = page.viewport_size
+    if box["y"] < 0 or box["y"] + box["height"] > vp["height"]:
+        raise RuntimeError(f"the map is not wholly in the viewport: {box}, viewport {vp}")
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx, cy)
     last = _frame_after(page)[0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from engine_support import FAST_FIT
 
@@ -90,3 +91,36 @@ def test_grid_and_pixel_helpers_are_inverse():
     r, c = pixel_of(pts, ext, 8)
     assert np.array_equal(r, np.repeat(np.arange(8), 8)) and np.array_equal(c, np.tile(np.arange(8), 8))
     assert pts[0, 1] > pts[-1, 1], "row 0 is at the top"
+
+
+def test_the_map_fades_far_from_every_sample_and_keeps_its_classes():
+    """Far from the shown samples the decoder extrapolates (a mottle the Fourier input paints): the map is
+    drawn lighter there, at full strength near samples, and the class of every pixel is unchanged."""
+    from dvi_widget.engine.decision_map import FADE_FAR, FADE_FLOOR, FADE_NEAR, data_proximity, decision_map
+    from dvi_widget.engine.vismodel import VisModel
+    from dvi_widget.palette import class_colors
+
+    torch.manual_seed(0)
+    model = VisModel(6, 16, 2, fourier=16, fourier_scale=6.0).eval()
+    head = torch.nn.Linear(6, 4)
+    with torch.no_grad():      # confident classes, so the paint is strong where it is not faded
+        head.weight.mul_(20)
+    points = np.array([[0.0, 0.0], [0.1, 0.05]], np.float32)     # both in one corner of the extent
+    extent = (-0.05, 1.95, -0.05, 1.95)
+    size = 64
+    colors = class_colors(4)
+    plain, cls = decision_map(model, head, extent, size, colors, 0.1, torch.device("cpu"))
+    faded, cls2 = decision_map(model, head, extent, size, colors, 0.1, torch.device("cpu"), points=points)
+    assert np.array_equal(cls, cls2), "the classes shown (map_consistency's) do not change"
+    w = data_proximity(points, extent, size)
+    near, far = w == 1.0, np.isclose(w, FADE_FLOOR)
+    assert near.any() and far.mean() > 0.5
+    assert np.array_equal(faded[near], plain[near]), f"full strength within {FADE_NEAR:.0%} of the side of a sample"
+    tint_plain = (255.0 - plain[..., :3]).sum(2)
+    tint_faded = (255.0 - faded[..., :3]).sum(2)
+    assert tint_plain[far].mean() > 60, "the unfaded map is coloured there"
+    assert tint_faded[far] == pytest.approx(FADE_FLOOR * tint_plain[far], abs=3), \
+        f"beyond {FADE_FAR:.0%} of the side, {FADE_FLOOR} of the colour's strength"
+    ramp = (w < 1) & (w > FADE_FLOOR)
+    assert ramp.any() and (np.diff(w[-1]) <= 1e-6).all() and w[-1, 0] == 1.0 and np.isclose(w[-1, -1], FADE_FLOOR), \
+        "along the bottom row (the samples lie at its left end) the weight falls with distance"

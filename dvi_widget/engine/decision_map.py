@@ -13,6 +13,10 @@ from torch import nn
 from .vismodel import VisModel
 
 
+# Fading of the map away from the samples (fractions of the map's side), see data_proximity.
+FADE_NEAR, FADE_FAR, FADE_FLOOR = 0.04, 0.15, 0.3
+
+
 def padded_extent(points: np.ndarray, pad: float = 0.08) -> tuple[float, float, float, float]:
     """A square (xmin, xmax, ymin, ymax) around ``points`` with ``pad`` of the side added each way."""
     lo, hi = points.min(0).astype(np.float64), points.max(0).astype(np.float64)
@@ -37,28 +41,62 @@ def pixel_of(points: np.ndarray, extent, size: int) -> tuple[np.ndarray, np.ndar
     return np.clip(row, 0, size - 1), np.clip(col, 0, size - 1)
 
 
-def shade(probs: np.ndarray, colors: np.ndarray, threshold: float) -> np.ndarray:
-    """RGBA pixels from class probabilities (P, C): class colour mixed with white by confidence."""
+def shade(probs: np.ndarray, colors: np.ndarray, threshold: float, weight: np.ndarray | None = None) -> np.ndarray:
+    """RGBA pixels from class probabilities (P, C): class colour mixed with white by confidence.
+
+    ``weight`` (P,) in [0, 1], optional, scales each pixel's colour strength (see ``data_proximity``).
+    """
     top2 = np.sort(probs, axis=1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]
     s = np.clip((margin - threshold) / (1 - threshold), 0, 1)
     strength = np.where(margin < threshold, 0.05, 0.18 + 0.5 * np.sqrt(s))
+    if weight is not None:
+        strength = strength * weight
     base = colors[probs.argmax(1)].astype(np.float32)
     rgb = 255 - strength[:, None] * (255 - base)
     alpha = np.full((len(rgb), 1), 255, np.float32)
     return np.concatenate([rgb, alpha], 1).round().astype(np.uint8)
 
 
+def data_proximity(points: np.ndarray, extent, size: int, near: float = FADE_NEAR, far: float = FADE_FAR,
+                   floor: float = FADE_FLOOR) -> np.ndarray:
+    """(size, size) weight in [floor, 1] of each pixel: 1 within ``near`` of a sample, ``floor`` beyond ``far``.
+
+    Distances are fractions of the map's side, measured from the pixel to the nearest pixel that holds
+    a sample (an exact Euclidean distance transform of the occupied pixels, O(size^2)); between
+    ``near`` and ``far`` the weight falls smoothly (a cosine ramp).
+    """
+    from scipy.ndimage import distance_transform_edt
+    occupied = np.zeros((size, size), bool)
+    if len(points):
+        r, c = pixel_of(np.asarray(points, np.float64), extent, size)
+        occupied[r, c] = True
+    else:
+        return np.full((size, size), floor, np.float32)
+    d = distance_transform_edt(~occupied) / size
+    t = np.clip((d - near) / max(far - near, 1e-9), 0, 1)
+    return (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * t))).astype(np.float32)
+
+
 @torch.no_grad()
 def decision_map(model: VisModel, head: nn.Module, extent, size: int, colors: np.ndarray,
-                 threshold: float, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """(size, size, 4) uint8 image and (size, size) predicted class per pixel."""
+                 threshold: float, device: torch.device,
+                 points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(size, size, 4) uint8 image and (size, size) predicted class per pixel.
+
+    With ``points`` (the shown samples, (N, 2)), the colour fades toward white with the distance to
+    the nearest sample (:func:`data_proximity`): far from every sample the decoder extrapolates, and
+    its Fourier input (``FitConfig.decoder_fourier``) paints a fine mottle of classes there that no
+    sample supports. The class of every pixel (the second array, which ``map_consistency`` reads)
+    is the decoded one everywhere; only the painting is lighter.
+    """
     pts = torch.from_numpy(grid_points(extent, size)).to(device)
     probs = []
     for s in range(0, len(pts), 16384):
         probs.append(torch.softmax(head(model.decode(pts[s:s + 16384])), 1).cpu())
     p = torch.cat(probs).numpy()
-    rgba = shade(p, colors, threshold).reshape(size, size, 4)
+    weight = None if points is None else data_proximity(points, extent, size).ravel()
+    rgba = shade(p, colors, threshold, weight).reshape(size, size, 4)
     return rgba, p.argmax(1).reshape(size, size).astype(np.int16)
 
 

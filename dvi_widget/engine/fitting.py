@@ -171,7 +171,8 @@ def finish_epoch(run: RunDir, inp: EpochInput, link: Link, cfg: FitConfig, devic
     emb_np = emb.cpu().numpy().astype(np.float32)
     extent = padded_extent(emb_np)
     colors = class_colors(len(run.classes))
-    background, grid_class = decision_map(model, head, extent, cfg.grid, colors, cfg.boundary_threshold, device)
+    background, grid_class = decision_map(model, head, extent, cfg.grid, colors, cfg.boundary_threshold, device,
+                                          points=emb_np)
     map_s = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -144,8 +144,7 @@ export class DVIApp {
       },
       dynamics: () => {
         this.analysis.readDynamics();
-        this.composer.orderKey = null;
-        this.composer.countKey = null;
+        this.composer.resetColors();
         this._dropAhead();
         this.invalidate();
       },
@@ -505,7 +504,7 @@ export class DVIApp {
     // At rest, a frame that changes only the overlay (hover, inspector ring, lasso, probe) keeps
     // the map and points on the canvas as they are: at 1,000,000 points redrawing them cost ~50 ms.
     const fill = this._mapFill();
-    const layerKey = st.moving ? null : this._layerKeyOf(to.epoch, view, c.orderKey, fill);
+    const layerKey = st.moving ? null : this._layerKeyOf(to.epoch, view, c.drawn(), fill);
     // (a full invalidation alone does not force a redraw: what it may change, size, theme fill,
     // view, epoch, map bitmap, is in the key or compared here)
     const keep = layerKey !== null && layerKey === this._layerKey && shown === this._bgShown &&
@@ -558,9 +557,9 @@ export class DVIApp {
     return { mask: this.selMask, size: this.selected.size, version: this.selVersion };
   }
 
-  /** What the map-and-points layer of a frame at rest depends on (composer.orderKey: colours, filters, selection, style). */
-  _layerKeyOf(epoch, view, orderKey, fill) {
-    return [epoch, view.cx, view.cy, view.k, this.renderer.width, this.renderer.height, this.renderer.dpr, orderKey, fill].join("|");
+  /** What the map-and-points layer of a frame at rest depends on (composer.drawn(): colours, filters, selection, style). */
+  _layerKeyOf(epoch, view, drawn, fill) {
+    return [epoch, view.cx, view.cy, view.k, this.renderer.width, this.renderer.height, this.renderer.dpr, drawn, fill].join("|");
   }
 
   /**
@@ -645,11 +644,11 @@ export class DVIApp {
     const nVisible = comp.countVisible(e, this.data, this.opts, previous);
     const ps = pointStyle(nVisible, W, H, this.zoom(), this.opts.pointSize, this.opts.pointOpacity);
     comp.order(e, this.data, this.opts, previous, this._selState(), ps);
-    const layerKey = this._layerKeyOf(e.epoch, view, comp.orderKey, fill);
+    const layerKey = this._layerKeyOf(e.epoch, view, comp.drawn(), fill);
     if (check) return old.layerKey === layerKey && old.bitmap === e.bitmap;
     comp.place(e, e, 1, view, W, H);
     this.renderer.setRadius(ps.radius);
-    const words = this.renderer.renderAhead(view, e, fill, comp.xs, comp.ys, comp.passes);
+    const words = this.renderer.renderAhead(view, e, fill, comp.xs, comp.ys, comp.passes, old ? old.words : null);
     this.renderer.setRadius(this.pointStyle.radius);
     this._ahead.set(e.epoch, { composer: comp, words, bitmap: e.bitmap, layerKey });
     return true;

@@ -16,6 +16,7 @@ export function visibilityMask(data, opts, out = null) {
   const mask = out && out.length === n ? out : new Uint8Array(n);
   const wantTest = opts.split === "test", wantTrain = opts.split === "train";
   const hidden = opts.hidden || new Set();
+  if (!wantTest && !wantTrain && !hidden.size && !opts.onlyMisclassified && !opts.onlyFlipped) return mask.fill(1);
   for (let i = 0; i < n; i++) {
     let ok = true;
     if (wantTest && !isTest[i]) ok = false;

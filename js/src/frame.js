@@ -47,9 +47,23 @@ export function buildPasses({ n, visible, selMask, colors, wrong, ps, anySelecte
   ];
 }
 
+let composers = 0;
+
+/** 1 where epoch `e` predicts another class than the label (kept on the decoded epoch: computed once). */
+export function wrongOf(e, labels) {
+  if (!e.wrong || e.wrong.length !== labels.length) {
+    const pred = e.predictions, w = new Uint8Array(labels.length);
+    for (let i = 0; i < w.length; i++) w[i] = pred[i] !== labels[i] ? 1 : 0;
+    e.wrong = w;
+  }
+  return e.wrong;
+}
+
 export class FrameComposer {
   constructor(n) {
     this.n = n;
+    this.id = ++composers;
+    this.version = 0; // counts recomputations of colours and order (see `drawn`)
     this.xs = new Float32Array(n);
     this.ys = new Float32Array(n);
     this.visible = new Uint8Array(n);
@@ -109,14 +123,40 @@ export class FrameComposer {
       dynamicsKey(data.dynamics, opts.colorBy, opts.dynFilter), sel.size, sel.version, ps.radius.toFixed(3), ps.alpha.toFixed(3), ps.outline].join("|");
     if (key === this.orderKey) return false;
     this.orderKey = key;
+    this.version++;
     const pred = e.predictions;
     this.countVisible(e, data, opts, previous); // this.visible for this epoch and these filters (cached)
-    this.colors = isStat(opts.colorBy, data.dynamics)
-      ? statColors(data.dynamics.values[opts.colorBy], ...data.dynamics.ranges[opts.colorBy], this.colors)
-      : pointColors(opts.colorBy, data.classRGB, data.labels, pred, this.colors);
-    for (let i = 0; i < this.n; i++) this.wrong[i] = pred[i] !== data.labels[i] ? 1 : 0;
+    // colours by label (or by a statistic) are the same at every epoch: kept across a jump, with
+    // the token the rasteriser keys its colour index on (raster.js colorIndex)
+    const stat = isStat(opts.colorBy, data.dynamics);
+    const colorKey = `${opts.colorBy}|${opts.colorBy === "label" || stat ? "" : e.epoch}|${stat ? dynamicsKey(data.dynamics, opts.colorBy, null) : ""}`;
+    if (colorKey !== this.colorKey || !this.colors) {
+      this.colorKey = colorKey;
+      this.colors = stat
+        ? statColors(data.dynamics.values[opts.colorBy], ...data.dynamics.ranges[opts.colorBy], this.colors)
+        : pointColors(opts.colorBy, data.classRGB, data.labels, pred, this.colors);
+      this.colorToken = {};
+    }
+    this.wrong = wrongOf(e, data.labels);
     this.passes = buildPasses({ n: this.n, visible: this.visible, selMask: sel.mask, colors: this.colors, wrong: this.wrong, ps, anySelected: sel.size > 0 });
+    for (const p of this.passes) p.colorsKey = this.colorToken;
     return true;
+  }
+
+  /** Forget the colours too (the data behind them changed: the dynamics trait). */
+  resetColors() {
+    this.colorKey = null;
+    this.reset();
+  }
+
+  /**
+   * What this composer's colours, visibility and order are: a token that changes whenever
+   * `order` recomputed them, even to an equal key (new data behind the same options, e.g. a
+   * training statistic recomputed when epochs were added). Frames at rest compare it to keep
+   * the picture drawn.
+   */
+  drawn() {
+    return `${this.id}.${this.version}`;
   }
 
   /** Points passing the filters for epoch `e` (for the radius rule, before `order`). */

@@ -177,10 +177,11 @@ export class MapRenderer {
 
   /**
    * Compose epoch `e`'s map under `view` and the points (as `drawPoints` takes
-   * them) into new words, without showing them: a frame rendered ahead of a jump.
+   * them) into new words (or `reuse`, an earlier picture's), without showing them: a frame
+   * rendered ahead of a jump.
    */
-  renderAhead(view, e, fill, xs, ys, passes) {
-    const words = new Uint32Array(this.words.length);
+  renderAhead(view, e, fill, xs, ys, passes, reuse = null) {
+    const words = reuse && reuse.length === this.words.length ? reuse : new Uint32Array(this.words.length);
     this.compose(words, this.mapWords(view, e, fill), xs, ys, passes);
     return words;
   }
@@ -208,7 +209,7 @@ export class MapRenderer {
       const [stamp, wrongStamp] = p.selected ? [stamps.selected, stamps.selectedWrong] : [stamps.normal, stamps.wrong];
       if (p.alpha === 255 && p.outline >>> 24 === 0 && p.order.length * RANKED_FROM > W * H) {
         if (!this.scratch || this.scratch.size !== W * H) this.scratch = { size: W * H };
-        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p)) continue;
+        if (drawPointsRanked(words, W, H, dxs, dys, p.order, p.colors, p.wrong, stamp, wrongStamp, this.scratch, p.colorsKey || p)) continue;
       }
       let order = p.order;
       if (order.length > 5000) {

@@ -194,3 +194,46 @@ test("a glide over more than playback.glide_points points moves and draws every 
     wrong: new Uint8Array(10), ps: { radius: 1, alpha: 1, outline: false }, anySelected: false });
   assert.equal(few.glidePasses(style), null, "few points: all of them glide");
 });
+
+test("a composer's drawn() token changes whenever colours and order are recomputed, even to an equal key", () => {
+  const n = 6, labels = Uint8Array.from([0, 1, 2, 0, 1, 2]);
+  const data = { labels, isTest: new Uint8Array(n), classRGB: [[255, 0, 0], [0, 255, 0], [0, 0, 255]], dynamics: null };
+  const opts = { colorBy: "label", split: "both", hidden: new Set(), onlyMisclassified: false, onlyFlipped: false, dynFilter: null };
+  const e = { epoch: 3, predictions: labels.slice() };
+  const sel = { mask: new Uint8Array(n), size: 0, version: 0 };
+  const ps = { radius: 1, alpha: 1, outline: false };
+  const c = new FrameComposer(n), other = new FrameComposer(n);
+  c.countVisible(e, data, opts, null);
+  assert.equal(c.order(e, data, opts, null, sel, ps), true);
+  const first = c.drawn();
+  assert.equal(c.order(e, data, opts, null, sel, ps), false, "nothing changed: cached");
+  assert.equal(c.drawn(), first);
+  c.orderKey = null; // new data behind the same options (app.js: the dynamics trait changed)
+  assert.equal(c.order(e, data, opts, null, sel, ps), true);
+  assert.notEqual(c.drawn(), first, "recomputed to the same key: the picture must be drawn again");
+  other.countVisible(e, data, opts, null);
+  other.order(e, data, opts, null, sel, ps);
+  assert.notEqual(other.drawn(), c.drawn(), "another composer's picture is another picture");
+});
+
+test("colours by label are kept across epochs (same token); by prediction they follow the epoch", () => {
+  const n = 4, labels = Uint8Array.from([0, 1, 0, 1]);
+  const data = { labels, isTest: new Uint8Array(n), classRGB: [[255, 0, 0], [0, 0, 255]], dynamics: null };
+  const opts = { colorBy: "label", split: "both", hidden: new Set(), onlyMisclassified: false, onlyFlipped: false, dynFilter: null };
+  const e1 = { epoch: 1, predictions: Uint8Array.from([1, 1, 1, 1]) }, e2 = { epoch: 2, predictions: Uint8Array.from([0, 1, 0, 1]) };
+  const sel = { mask: new Uint8Array(n), size: 0, version: 0 }, ps = { radius: 1, alpha: 1, outline: false };
+  const c = new FrameComposer(n);
+  c.order(e1, data, opts, null, sel, ps);
+  const token = c.passes[0].colorsKey, byLabel = Array.from(c.colors);
+  assert.deepEqual(Array.from(c.wrong), [1, 0, 1, 0]);
+  c.order(e2, data, opts, e1.predictions, sel, ps);
+  assert.equal(c.passes[0].colorsKey, token, "label colours: the same token, the colour index is kept");
+  assert.deepEqual(Array.from(c.colors), byLabel);
+  assert.deepEqual(Array.from(c.wrong), [0, 0, 0, 0], "misclassified follows the epoch");
+  const pred = { ...opts, colorBy: "prediction" };
+  c.order(e1, data, pred, null, sel, ps);
+  const red = c.colors[0];
+  c.order(e2, data, pred, e1.predictions, sel, ps);
+  assert.notEqual(c.colors[0], red, "prediction colours follow the epoch");
+  assert.notEqual(c.passes[0].colorsKey, token);
+});

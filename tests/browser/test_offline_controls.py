@@ -249,3 +249,22 @@ def test_at_rest_hover_keeps_the_picture_and_a_jump_shows_the_epoch_rendered_ahe
     page.evaluate(f"() => {ROOT}.dvi.redraw()")  # compose the same frame from scratch
     page.wait_for_function(f"() => {ROOT}.dvi.lastComposed.ahead === false")
     assert page.evaluate(PIXELS) == ahead, "the picture rendered ahead differs from the one composed"
+
+
+def test_a_picture_rendered_ahead_is_not_shown_once_the_colouring_changed(big_page):
+    """Rendered ahead under one colouring, then the colouring and the epoch change together (as
+    `w.color_by = "prediction"; w.epoch = 2` in one cell sends them): the page must compose the new
+    epoch in the new colours, not show the picture it had ready."""
+    page, vis = big_page
+    epochs = vis.epochs
+    page.evaluate(f"() => {{ {ROOT}.dvi.setSelection([]); {ROOT}.dvi.jumpTo({epochs[0]}); }}")
+    wait_epoch(page, epochs[0])
+    page.wait_for_timeout(800)  # epochs[1] is rendered ahead, coloured by label
+    page.evaluate(f"() => {{ const m = window.dviExport.model; m.set('color_by', 'prediction'); m.set('epoch', {epochs[1]}); }}")
+    wait_epoch(page, epochs[1])
+    assert page.evaluate(f"() => {ROOT}.dvi.state.colorBy") == "prediction"
+    shown = page.evaluate(PIXELS)
+    page.evaluate(f"() => {ROOT}.dvi.redraw()")
+    page.wait_for_timeout(300)
+    assert page.evaluate(PIXELS) == shown, "the jump showed the picture coloured by label"
+    page.locator(".dvi-color-by").select_option("label")
