@@ -199,26 +199,6 @@ def test_sequential_passes_keep_more_neighbours_than_synchronous_ones_in_as_many
     assert rates[True] > rates[False] + 0.005, rates
 
 
-def test_above_focus_check_the_decoder_rechecks_a_random_share_and_still_keeps_predictions(tmp_path, digits_head,
-                                                                                              monkeypatch):
-    """Large runs re-check a random FOCUS_CHECK of the samples for failing predictions (decoding all of
-    them at every re-check cost seconds at 100,000); the focus still finds the failing ones."""
-    from dvi_widget.engine import training
-    X, y, head = digits_head
-    monkeypatch.setattr(training, "FOCUS_CHECK", 150)
-    calls = []
-    real = training.inverse_failures
-
-    def counted(model, head_, z, pred):
-        calls.append(len(z))
-        return real(model, head_, z, pred)
-    monkeypatch.setattr(training, "inverse_failures", counted)
-    path = record_features(tmp_path / "focus", [(1, X[:600])], y[:600], head)
-    vis = dvi.fit(path, progress=False, steps_first=150, grid=32)
-    assert 150 in calls, "the re-checks decode a share of the samples"
-    assert vis.metrics[1]["ppr"] >= 0.99
-
-
 STABLE_TEST_FIT = dict(steps_first=100, steps=40, layout_epochs_first=100, layout_epochs=48, grid=128)
 
 

@@ -160,10 +160,6 @@ def inverse_failures(model: VisModel, head: nn.Module, z: torch.Tensor, pred: to
     return torch.nonzero(torch.cat(out)).flatten() if out else pred.new_zeros(0)
 
 
-#: the layout engine's decoder re-checks at most this many samples (a random subset) for failing predictions
-FOCUS_CHECK = 20_000
-
-
 def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positions: torch.Tensor,
                   teacher: torch.Tensor, n_samples: int, cfg: FitConfig, steps: int, generator: torch.Generator,
                   progress=None, encoder: bool = True, decoder: bool = True) -> list[float]:
@@ -193,13 +189,7 @@ def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positio
     model.train()
     for step in range(steps):
         if decoder and cfg.focus_batch and (cfg.pred_weight or cfg.pred_hard_weight) and step % cfg.focus_every == 0:
-            if n_samples > FOCUS_CHECK:
-                # a fresh random share of the samples each time: the focus batch only needs failing samples
-                # to draw from, and decoding every sample at every re-check cost 100,000-sample epochs ~2 s
-                check = torch.randperm(n_samples, generator=generator)[:FOCUS_CHECK].to(nodes.device)
-                failing = check[inverse_failures(model, head, positions[check], hard[check])]
-            else:
-                failing = inverse_failures(model, head, positions[:n_samples], hard[:n_samples])
+            failing = inverse_failures(model, head, positions[:n_samples], hard[:n_samples])
         idx = torch.randint(0, V, (batch,), generator=generator).to(nodes.device)
         if len(failing):
             pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator).to(nodes.device)
