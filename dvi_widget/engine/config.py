@@ -22,8 +22,8 @@ class FitConfig:
     (``dvi.fit(run, layout_epochs=60)``). Every field is checked before anything on disk changes;
     a bad one raises :class:`DVIError` naming it. Presets: ``FitConfig.preset(name)``: ``"default"``
     (= ``"layout"``), ``"stable"`` (the layout with each sample's 2-D step held to its feature step,
-    ``step_rounds``: stab_spearman 0.92-0.95 on the benchmark cases where the default's is 0.15-0.35,
-    for 12-14% of nn_rate@15 at the worst epoch), ``"parametric"`` (the first engine) and ``"reference"`` (DVI's configuration).
+    ``step_rounds``: stab_spearman 0.90-0.93 on the benchmark cases where the default's is 0.10-0.36,
+    for 7-15% of nn_rate@15 at the worst epoch), ``"parametric"`` (the first engine) and ``"reference"`` (DVI's configuration).
 
     Parameters
     ----------
@@ -195,8 +195,8 @@ class FitConfig:
         """The layout engine holding each sample's 2-D step to its feature step (stab_spearman
         about 0.9), at the cost of some nn_rate (see ``step_rounds``; benchmarks/README.md)."""
         # the rounds hold every sample to its step, so the default's pull toward the previous position
-        # and its slower rate for samples whose neighbourhood stayed are dropped: with them, digits lost
-        # 0.01 of nn_rate@15 and 0.015 of stab_spearman
+        # and its slower rate for samples whose neighbourhood stayed are dropped: with them (at blend 0.8),
+        # digits lost 0.01 of nn_rate@15 and 0.015 of stab_spearman
         return cls(**{"step_rounds": STABLE_ROUNDS, "step_blend": STABLE_BLEND, "step_size": STABLE_SIZE,
                       "align_weight": 0.0, "warm_rate_floor": 1.0, **overrides})
 
