@@ -12,7 +12,7 @@ Two benchmark cases, measured in one invocation (see benchmarks/README.md, "Engi
 
 For each case: the ``default`` preset is fitted right after each capture inside the training
 process (``dvi.fit(run, preset="default")``), so an epoch's time is its capture plus its
-incremental fit, the cold first epoch included. Every other preset (``parametric``,
+incremental fit, the cold first epoch included. Every other preset (``stable``, ``parametric``,
 ``reference``) fits a copy of the same recorded epochs, epoch by epoch, in its own fresh
 process; its capture+fit adds its fit times to the same capture times. umap-learn runs as a
 user runs it: ``umap.UMAP()`` with its defaults, no ``random_state`` (its parallel code path),
@@ -63,7 +63,7 @@ K = 15
 # --quick is a smoke check of the whole pipeline, with far fewer optimiser steps and a coarse
 # map where the preset has them, so its figures say nothing about the configurations' quality.
 QUICK_OVERRIDES = {"grid": 64}
-PRESETS = ("default", "parametric", "reference")
+PRESETS = ("default", "stable", "parametric", "reference")
 SCALING_SIZES = "10000x128,30000x128,100000x128,200000x64"
 
 

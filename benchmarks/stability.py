@@ -153,13 +153,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", help="fitted run directories")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--md", default=None, help="also write the tables here, under the command and load average")
     opts = ap.parse_args(argv)
+    import os
+    load = [round(x, 2) for x in os.getloadavg()]
     out = [diagnose(Path(r)) for r in opts.runs]
-    for d in out:
-        print(markdown(d))
-        print()
+    text = "\n\n".join(markdown(d) for d in out)
+    print(text)
     if opts.json:
-        Path(opts.json).write_text(json.dumps(out, indent=1))
+        Path(opts.json).write_text(json.dumps({"load": load, "runs": out}, indent=1))
+    if opts.md:
+        cmd = "python benchmarks/stability.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(opts.md).write_text(f"Command: `{cmd}`  \nLoad average (1/5/15 min): {load}\n\n{text}\n")
     return 0
 
 

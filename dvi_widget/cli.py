@@ -34,13 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=8, help="training epochs to record (default 8)")
     demo.add_argument("--train", type=int, default=8000, help="training samples (default 8000)")
     demo.add_argument("--test", type=int, default=2000, help="test samples (default 2000)")
-    demo.add_argument("--preset", default="default", choices=["default", "layout", "parametric", "reference"],
-                      help="fit options: the default engine (layout), the parametric engine, or DVI's reference")
+    demo.add_argument("--preset", default="default", choices=["default", "layout", "stable", "parametric", "reference"],
+                      help="fit options: the default engine (layout), the layout with steps held to the features' "
+                           "(stable), the parametric engine, or DVI's reference")
     demo.add_argument("--fresh", action="store_true",
                       help="start afresh: remove the demo run already in --out (only ever a dvi_widget run)")
     fitp = sub.add_parser("fit", help="fit the recorded epochs of a run directory not yet fitted")
     fitp.add_argument("run", help="the run directory a dvi.Recorder wrote")
-    fitp.add_argument("--preset", default=None, choices=["default", "layout", "parametric", "reference"],
+    fitp.add_argument("--preset", default=None, choices=["default", "layout", "stable", "parametric", "reference"],
                       help="fit options (default: those the run was fitted with, else 'default')")
     fitp.add_argument("--refit", action="store_true", help="fit every epoch again (needed to change the options)")
     fitp.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")

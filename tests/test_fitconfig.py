@@ -36,7 +36,7 @@ BAD = [("width", 0), ("negative_sample_rate", -3), ("lr", float("nan")), ("grid"
        ("depth", 1.5), ("min_dist", -0.1), ("spread", float("inf")), ("batch_size", 1), ("steps_first", 0),
        ("engine", "tsne"), ("init", "spectral"), ("temporal_scope", "all"), ("align_weight", 2.0),
        ("layout_epochs_first", 0), ("layout_lr", 0.0), ("boundary_threshold", 1.0), ("seed", -1),
-       ("n_neighbors", True), ("pred_temperature", 0)]
+       ("n_neighbors", True), ("pred_temperature", 0), ("step_rounds", -1), ("step_size", 0.0)]
 
 
 @pytest.mark.parametrize("name,value", BAD, ids=[f"{n}={v!r}" for n, v in BAD])
@@ -89,6 +89,9 @@ def test_fitconfig_itself_refuses_bad_values_and_documents_every_field():
         assert f"\n    {f.name} : " in doc, f"{f.name} is not documented in FitConfig's docstring"
     assert dvi.FitConfig.preset("parametric").engine == "parametric"
     assert dvi.FitConfig.preset("reference").width == 256
+    stable = dvi.FitConfig.preset("stable", step_size=0.2)
+    assert stable.engine == "layout" and stable.step_rounds > 0 and stable.step_size == 0.2
+    assert dvi.FitConfig().step_rounds == 0, "the default layout does not hold steps to the features'"
 
 
 def test_features_with_no_spread_warn_and_keep_a_finite_map(tmp_path, digits_head):

@@ -198,3 +198,80 @@ def test_sequential_passes_keep_more_neighbours_than_synchronous_ones_in_as_many
     print(f"nn_rate@15 after 60 passes: synchronous {rates[False]:.4f}, sequential {rates[True]:.4f}")
     assert rates[True] > rates[False] + 0.005, rates
 
+
+STABLE_TEST_FIT = dict(steps_first=100, steps=40, layout_epochs_first=100, layout_epochs=48, grid=128)
+
+
+def drifting_digits(X: np.ndarray, epochs: int, seed: int = 0) -> list[tuple[int, np.ndarray]]:
+    """Features that drift as a network's do while it trains: mostly one affine map of the whole
+    feature space per epoch (they grow and turn), plus a few samples that take other samples'
+    features (their neighbourhoods change) and a little noise."""
+    rng = np.random.default_rng(seed)
+    out, H = [], X.astype(np.float32)
+    for e in range(1, epochs + 1):
+        if e > 1:
+            A = np.eye(X.shape[1]) * 1.25 + 0.08 * rng.standard_normal((X.shape[1], X.shape[1]))
+            H = H @ A.astype(np.float32) + 0.05 * rng.standard_normal(X.shape[1]).astype(np.float32)
+            swap = rng.choice(len(X), len(X) // 20, replace=False)
+            H[swap] = H[rng.permutation(swap)]
+            H = (H + 0.01 * rng.standard_normal(H.shape)).astype(np.float32)
+        out.append((e, H.copy()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def drifting_run(tmp_path_factory, digits_head):
+    X, y, head = digits_head
+    feats = drifting_digits(X[:500], 3)
+    base = tmp_path_factory.mktemp("stable")
+    return {name: record_features(base / name, feats, y[:500], head) for name in ("default", "stable", "split")}
+
+
+def test_the_stable_preset_moves_samples_as_far_as_their_features_moved(drifting_run):
+    """stab_spearman (2-D step vs feature step, pooled over epoch pairs) reaches 0.85 with the stable
+    preset, where the default layout, which moves a sample when its neighbourhood changes, does not;
+    neighbourhoods are kept nearly as well."""
+    default = dvi.fit(drifting_run["default"], progress=False, **STABLE_TEST_FIT)
+    stable = dvi.fit(drifting_run["stable"], preset="stable", progress=False, **STABLE_TEST_FIT)
+    s_def, s_st = default.summary["stab_spearman"], stable.summary["stab_spearman"]
+    nn_def = [default.metrics[e]["nn_rate@15"] for e in default.epochs]
+    nn_st = [stable.metrics[e]["nn_rate@15"] for e in stable.epochs]
+    print(f"stab_spearman default {s_def:.3f}, stable {s_st:.3f}; nn_rate default {nn_def}, stable {nn_st}")
+    assert s_st >= 0.85
+    assert s_st > s_def + 0.2
+    assert min(b / a for a, b in zip(nn_def, nn_st)) > 0.8
+    assert min(m["ppr"] for m in stable.metrics.values()) >= 0.99
+
+
+def test_the_stable_presets_step_scale_is_one_for_the_run_across_fit_calls(tmp_path, digits_head):
+    """Epochs fitted one call at a time (as a training loop does) share the 2-D move per unit of
+    feature move: the first warm epoch sets it, model.json carries it to the next call."""
+    import json
+    X, y, head = digits_head
+    feats = drifting_digits(X[:300], 3, seed=1)
+    path = record_features(tmp_path / "split", feats[:2], y[:300], head)
+    dvi.fit(path, preset="stable", progress=False, **STABLE_TEST_FIT)
+    record_features(path, feats[2:], y[:300], head)          # the run goes on: epoch 3
+    vis = dvi.fit(path, progress=False)                      # the stored options: stable
+    scales = [json.loads((path / "fits" / f"{e:06d}" / "model.json").read_text()).get("step_scale")
+              for e in vis.epochs]
+    assert vis.epochs == [1, 2, 3]
+    assert scales[0] is None and scales[1] > 0 and scales[2] == scales[1], scales
+    slopes = []                                  # 2-D move per unit of feature move, in each epoch pair
+    for e in (2, 3):
+        f = np.load(path / "fits" / f"{e:06d}" / "fit.npz")
+        slopes.append(float(np.median(f["low_step"] / f["high_step"])))
+    print(f"2-D move per feature move: {slopes}; stab_spearman {vis.summary['stab_spearman']:.3f}")
+    assert slopes[1] == pytest.approx(slopes[0], rel=0.15)
+
+
+@pytest.mark.parametrize("bad", [-1.0, "big", float("nan")])
+def test_a_model_json_with_a_bad_step_scale_is_named(small_run_copy, bad):
+    import json
+    f = small_run_copy / "fits" / "000002" / "model.json"
+    d = json.loads(f.read_text())
+    d["step_scale"] = bad
+    f.write_text(json.dumps(d))
+    with pytest.raises(dvi.RunFileError, match="step_scale") as e:
+        dvi.Visualization(small_run_copy).project(2, np.zeros((1, 64), np.float32))
+    assert str(f) in str(e.value)

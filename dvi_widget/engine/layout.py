@@ -158,13 +158,15 @@ __all__ = ["optimize_layout", "pca_init", "jaccard_overlap"]
 
 @torch.no_grad()
 def blend_steps(prev: torch.Tensor, pos: torch.Tensor, high_step: torch.Tensor, blend: float,
-                knn: torch.Tensor | None = None) -> torch.Tensor:
+                knn: torch.Tensor | None = None, scale: float | None = None) -> torch.Tensor:
     """Scale each sample's 2-D move so its length tracks its high-D move (what stab_spearman asks).
 
     The layout moves a sample where its neighbourhood went; samples whose features moved a lot
     without changing neighbours barely move. Each move d_i keeps its direction and gets length
     |d_i|^(1 - blend) * (c |dh_i|)^blend, with c the least-squares scale of |d| on |dh| (so the
-    picture moves as much overall). blend = 0: the layout's moves; 1: exactly proportional.
+    picture moves as much overall), or ``scale`` when given (the stable preset keeps one c for a
+    whole run: a unit of feature move is worth the same 2-D move in every epoch, which the pooled
+    stab_spearman compares). blend = 0: the layout's moves; 1: exactly proportional.
 
     With ``knn`` (N, k), only the locally coherent part of each move is rescaled: d_i splits into
     s_i, the mean move of i and its high-D neighbours, and the local rearrangement d_i - s_i, which
@@ -175,11 +177,11 @@ def blend_steps(prev: torch.Tensor, pos: torch.Tensor, high_step: torch.Tensor, 
         d = pos - prev
         group = torch.cat([torch.arange(len(d), device=d.device)[:, None], knn.long()], 1)
         s = d[group].mean(1)
-        return blend_steps(prev, prev + s, high_step, blend) + (d - s)
+        return blend_steps(prev, prev + s, high_step, blend, scale=scale) + (d - s)
     d = pos - prev
     m = d.norm(dim=1)
     h = high_step.float()
-    c = (m * h).sum() / h.pow(2).sum().clamp_min(1e-12)
+    c = (m * h).sum() / h.pow(2).sum().clamp_min(1e-12) if scale is None else torch.tensor(float(scale))
     target = c * h
     new = m.clamp_min(1e-12).pow(1 - blend) * target.clamp_min(1e-12).pow(blend)
     unit = torch.where(m[:, None] > 1e-9, d / m.clamp_min(1e-12)[:, None], torch.zeros_like(d))

@@ -74,6 +74,26 @@ def _nn_rate(knn: torch.Tensor, pos: torch.Tensor) -> float:
     return float(overlap_rate(knn[q], low).mean())
 
 
+def run_step_scale(prev_model: VisModel | None, prev_emb: torch.Tensor, high_step: torch.Tensor,
+                   size: float) -> float | None:
+    """The stable preset's scale: 2-D move per unit of feature move, one for the whole run.
+
+    The first warm-started epoch sets it so that its mean 2-D move is ``size`` times the layout's
+    RMS radius; each epoch's model stores it (model.json) and the next reads it back, so epochs
+    fitted in separate calls share it (stab_spearman pools all epoch pairs: a scale that changed
+    from pair to pair would cost it even if every pair's steps tracked the features'). None when
+    nothing moved in feature space (no scale can be set from that; the next epoch tries again).
+    """
+    stored = getattr(prev_model, "step_scale", None)
+    if stored is not None:
+        return float(stored)
+    radius = float((prev_emb - prev_emb.mean(0)).pow(2).sum(1).mean().sqrt())
+    mean = float(high_step.mean())
+    if not (mean > 0 and radius > 0):
+        return None
+    return size * radius / mean
+
+
 def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_fit, prev_knn, prev_h, progress):
     """The layout engine: UMAP's SGD on every node (warm-started and aligned), then encoder/decoder fitted to it."""
     a, b = umap_ab(cfg.spread, cfg.min_dist)
@@ -101,12 +121,29 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
     else:
         start = pca_init(H, gen) if cfg.init == "pca" else torch.rand((n, 2), generator=gen).to(device) * 10
         pull, anchor, rate, epochs, lr = None, None, None, cfg.layout_epochs_first, cfg.layout_lr
+    scale = high = None
+    if warm and cfg.step_rounds:
+        high = (H - prev_h).norm(dim=1)
+        scale = run_step_scale(prev_model, prev_emb, high, cfg.step_size)
     with Progress(epochs, f"layout epoch {epoch}", unit="pass", enabled=progress) as bar:
-        pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
-                              negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
-                              anchor_weight=pull, point_rate=rate, progress=bar,
-                              sequential=cfg.layout_updates == "sequential")
-    if warm and 0 < cfg.step_blend:
+        if scale is not None:
+            # stable preset: the passes run in rounds, and after each every sample's move from where it was
+            # shown gets the length scale * |dh_i| (blended), so the layout settles around moves that track
+            # the features' moves instead of rescaling them once afterwards
+            pos, rounds = start, cfg.step_rounds
+            for k in range(rounds):
+                n_k = epochs // rounds + (1 if k < epochs % rounds else 0)
+                pos = optimize_layout(pos, edges, weights, n_k, a, b, generator=gen,
+                                      negative_sample_rate=cfg.negative_sample_rate, lr=lr * (1 - k / rounds),
+                                      anchor=anchor, anchor_weight=pull, point_rate=rate, progress=bar,
+                                      sequential=cfg.layout_updates == "sequential")
+                pos = blend_steps(prev_emb, pos, high, cfg.step_blend, scale=scale)
+        else:
+            pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
+                                  negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
+                                  anchor_weight=pull, point_rate=rate, progress=bar,
+                                  sequential=cfg.layout_updates == "sequential")
+    if warm and 0 < cfg.step_blend and scale is None:
         # each neighbourhood's move gets a length that tracks its features' move (stab_spearman);
         # the local rearrangement the layout made is kept (blend_steps with knn)
         pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend, knn=cx.knn)
@@ -121,6 +158,9 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
         model, steps = copy.deepcopy(prev_model), cfg.steps
     else:
         model, steps = _fresh_model(H.shape[1], cfg, epoch, device), cfg.steps_first
+    model.step_scale = scale          # stored in model.json: the next epoch keeps the run's scale
+    if scale is not None:
+        timings["step_scale"] = scale
     model.set_normalisation(H)
     model.set_output_frame(pos[:n])
     with torch.no_grad():

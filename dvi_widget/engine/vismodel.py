@@ -10,6 +10,7 @@ checks the stored description against the stored arrays before building anything
 """
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -111,8 +112,15 @@ class VisModel(nn.Module):
         return self.decode_normalised(self.normalise_z(z)) * self.scale + self.mean
 
     # ---- storage: plain arrays + a shape description ----------------------
+    # The layout engine's 2-D move per unit of feature move when it is fixed for a run (the stable
+    # preset; ``projection.run_step_scale``), else None. Stored in model.json, not in the arrays.
+    step_scale: float | None = None
+
     def describe(self) -> dict:
-        return {"dim": self.dim, "width": self.width, "depth": self.depth, "fourier": self.fourier}
+        out = {"dim": self.dim, "width": self.width, "depth": self.depth, "fourier": self.fourier}
+        if self.step_scale is not None:
+            out["step_scale"] = float(self.step_scale)
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
@@ -129,6 +137,8 @@ class VisModel(nn.Module):
         for k in ("zmean", "zscale"):          # models stored before the 2-D frame existed
             state.setdefault(k, getattr(model, k).clone())
         model.load_state_dict(state)
+        scale = description.get("step_scale")
+        model.step_scale = None if scale is None else float(scale)
         return model.eval()
 
 
@@ -184,7 +194,12 @@ def load_vismodel(folder: Path) -> VisModel:
     for k, v in arrays.items():
         if not np.issubdtype(v.dtype, np.floating) or not np.isfinite(v).all():
             raise RunFileError(folder / "model.npz", f"damaged run file ({k!r} is not finite floats)")
-    return VisModel.from_arrays({"dim": dim, "width": width, "depth": depth, "fourier": fourier}, arrays)
+    scale = desc.get("step_scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                              or not math.isfinite(scale) or scale <= 0):
+        raise RunFileError(folder / "model.json", f"damaged run file (step_scale {scale!r} is not a positive number)")
+    return VisModel.from_arrays({"dim": dim, "width": width, "depth": depth, "fourier": fourier,
+                                 "step_scale": scale}, arrays)
 
 
 @torch.no_grad()
