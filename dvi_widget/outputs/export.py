@@ -38,7 +38,7 @@ import numpy as np
 from ..store.atomic import write_text_atomic
 from ..errors import DVIError
 
-if TYPE_CHECKING:  # outputs import the widget only for type checking (DESIGN.md, Layout)
+if TYPE_CHECKING:  # outputs import the widget only for type checking (README.md, "Package layout")
     from ..widget.widget import DVIWidget
 
 #: The widget's JS bundle (the same file the notebook runs), read when a widget does not carry it.

@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..errors import DVIError
 from ..store.atomic import write_bytes_atomic
 
-if TYPE_CHECKING:  # outputs import the widget only for type checking (DESIGN.md, Layout)
+if TYPE_CHECKING:  # outputs import the widget only for type checking (README.md, "Package layout")
     from ..widget.widget import DVIWidget
 
 #: The drawing rules shared with the JS bundle.
