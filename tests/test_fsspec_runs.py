@@ -567,16 +567,23 @@ def test_processes_a_second_writer_is_refused_and_told_who_writes(tmp_path):
         writer.wait()
 
 
-def test_listing_a_remote_run_costs_one_listing_not_a_request_per_epoch(mem_run, monkeypatch):
+def count_requests(monkeypatch) -> dict[str, int]:
+    """{memory FS method: calls} from now on, for the request-counting tests (each call stands for a
+    round trip on an object store)."""
     calls: dict[str, int] = {}
     cls = type(MEM)
-    for name in ("find", "ls", "info", "exists", "isdir", "isfile", "cat", "cat_file"):
+    for name in ("find", "ls", "info", "exists", "isdir", "isfile", "cat", "cat_file", "_open"):
         real = getattr(cls, name)
 
         def spy(self, *a, _real=real, _name=name, **kw):
             calls[_name] = calls.get(_name, 0) + 1
             return _real(self, *a, **kw)
         monkeypatch.setattr(cls, name, spy)
+    return calls
+
+
+def test_listing_a_remote_run_costs_one_listing_not_a_request_per_epoch(mem_run, monkeypatch):
+    calls = count_requests(monkeypatch)
     run = RunDir(mem_run)
     calls.clear()
     assert run.recorded_epochs() == [1, 2]
@@ -591,15 +598,7 @@ def test_reading_a_remote_file_costs_one_size_check_and_one_download(mem_run, mo
     """Each request is a round trip on an object store: a loader asks for the file's size (checked
     against the run's limit before downloading) and downloads it once, plus the run's meta.json
     stamp; no exists/is_file/header reads on top (there were about five requests per file)."""
-    calls: dict[str, int] = {}
-    cls = type(MEM)
-    for name in ("ls", "info", "exists", "isdir", "isfile", "cat", "cat_file", "_open"):
-        real = getattr(cls, name)
-
-        def spy(self, *a, _real=real, _name=name, **kw):
-            calls[_name] = calls.get(_name, 0) + 1
-            return _real(self, *a, **kw)
-        monkeypatch.setattr(cls, name, spy)
+    calls = count_requests(monkeypatch)
     dvi.Visualization(mem_run).embedding(2)   # the first read in a folder also finds the run's meta.json
     vis = dvi.Visualization(mem_run)
     vis.metrics
@@ -618,9 +617,7 @@ def test_a_remote_file_over_the_run_limit_is_refused_before_it_is_downloaded(mem
     vis = dvi.Visualization(mem_run)
     monkeypatch.setattr(rundir, "_cap", lambda path, meta=None: 1000)   # a tiny limit stands for a huge file
     monkeypatch.setattr(rundir, "_slack", lambda cap: 0)
-    downloads = []
-    real = type(MEM).cat_file
-    monkeypatch.setattr(type(MEM), "cat_file", lambda self, *a, **kw: downloads.append(a) or real(self, *a, **kw))
+    calls = count_requests(monkeypatch)
     with pytest.raises(RunFileError, match=r"fits/000002/fit\.npz") as err:
         vis.embedding(2)
-    assert "over this run's limit" in str(err.value) and downloads == []
+    assert "over this run's limit" in str(err.value) and calls.get("cat_file", 0) == 0, calls
