@@ -219,12 +219,15 @@ def _readable(path: Path | RemotePath, max_bytes: int, head_only: bool = False) 
         raise RunFileError(path, f"unreadable run file ({type(e).__name__}: {e})") from None
 
 
-def fetch(path: Path | RemotePath) -> tuple[Path | RemotePath | FetchedFile, int]:
-    """(the file ready to read, this run's byte limit): for a reader that checks headers itself
-    before ``load_npz``/``load_npy`` (on an object store the file is then downloaded once)."""
+def fetch(path: Path | RemotePath, meta: dict | None = None,
+          head_only: bool = False) -> tuple[Path | RemotePath | FetchedFile, int]:
+    """(the file ready to read, this run's byte limit): what every loader starts with, and what a
+    reader that checks headers itself passes on to ``load_npz``/``load_npy`` (on an object store the
+    file is then downloaded once). ``meta``: the run's meta.json when already read; ``head_only``:
+    see ``_readable``."""
     path = _file(path)
-    cap = _cap(path)
-    return _readable(path, cap + _slack(cap)), cap
+    cap = _cap(path, meta)
+    return _readable(path, cap + _slack(cap), head_only=head_only), cap
 
 
 def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
@@ -235,8 +238,7 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
     """
     path = _file(path)
     meta = _run_meta(path)
-    cap = _cap(path, meta)
-    path = _readable(path, cap + _slack(cap))
+    path, cap = fetch(path, meta)
     headers = npz_headers(path, cap)
     keys = names if names is not None else tuple(headers)
     missing = [k for k in keys if k not in headers]
@@ -257,9 +259,7 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
 
 def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     """Load a .npy after checking its header against its size and the run's cap."""
-    path = _file(path)
-    cap = _cap(path)
-    path = _readable(path, cap + _slack(cap))
+    path, cap = fetch(path)
     npy_header(path, cap)
     try:
         if isinstance(path, FetchedFile):   # no memory map through fsspec: read whole, once
@@ -605,9 +605,8 @@ class RunDir:
         if not self.meta.get("has_thumbnails"):
             return None
         path = self.path / "thumbnails.npy"
-        cap = _cap(path)
         # on an object store only the header is read here: rows are fetched on demand (RemoteRows)
-        head = _readable(path, cap + _slack(cap), head_only=mmap)
+        head, cap = fetch(path, head_only=mmap)
         shape, dtype = npy_header(head, cap)
         if dtype != np.uint8 or len(shape) not in (3, 4) or shape[0] != self.n or (len(shape) == 4 and shape[3] != 3):
             raise RunFileError(path, f"thumbnails must be uint8 (N={self.n}, h, w[, 3]) (N as meta.json says), got {dtype} {shape}")
