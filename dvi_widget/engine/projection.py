@@ -121,10 +121,12 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
     else:
         start = pca_init(H, gen) if cfg.init == "pca" else torch.rand((n, 2), generator=gen).to(device) * 10
         pull, anchor, rate, epochs, lr = None, None, None, cfg.layout_epochs_first, cfg.layout_lr
-    scale = high = None
-    if warm and cfg.step_rounds:
-        high = (H - prev_h).norm(dim=1)
-        scale = run_step_scale(prev_model, prev_emb, high, cfg.step_size)
+    sequential = cfg.layout_updates == "sequential"
+    scale = None
+    if warm:
+        high = (H - prev_h).norm(dim=1)   # each sample's feature move, which its 2-D move is tied to
+        if cfg.step_rounds:
+            scale = run_step_scale(prev_model, prev_emb, high, cfg.step_size)
     with Progress(epochs, f"layout epoch {epoch}", unit="pass", enabled=progress) as bar:
         if scale is not None:
             # stable preset: the passes run in rounds, and after each every sample's move from where it was
@@ -136,21 +138,20 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
                 pos = optimize_layout(pos, edges, weights, n_k, a, b, generator=gen,
                                       negative_sample_rate=cfg.negative_sample_rate, lr=lr * (1 - k / rounds),
                                       anchor=anchor, anchor_weight=pull, point_rate=rate, progress=bar,
-                                      sequential=cfg.layout_updates == "sequential")
+                                      sequential=sequential)
                 pos = blend_steps(prev_emb, pos, high, cfg.step_blend, scale=scale)
         else:
             pos = optimize_layout(start, edges, weights, epochs, a, b, generator=gen,
                                   negative_sample_rate=cfg.negative_sample_rate, lr=lr, anchor=anchor,
-                                  anchor_weight=pull, point_rate=rate, progress=bar,
-                                  sequential=cfg.layout_updates == "sequential")
+                                  anchor_weight=pull, point_rate=rate, progress=bar, sequential=sequential)
     if warm and 0 < cfg.step_blend and scale is None:
         # each neighbourhood's move gets a length that tracks its features' move (stab_spearman);
         # the local rearrangement the layout made is kept (blend_steps with knn)
-        pos = blend_steps(prev_emb, pos, (H - prev_h).norm(dim=1), cfg.step_blend, knn=cx.knn)
+        pos = blend_steps(prev_emb, pos, high, cfg.step_blend, knn=cx.knn)
         repair = max(1, epochs // 6)     # a few gentle passes mend local order around the rescaled moves
         pos = optimize_layout(pos, edges, weights, repair, a, b, generator=gen,
                               negative_sample_rate=cfg.negative_sample_rate, lr=0.2 * lr * (1 - cfg.step_blend),
-                              point_rate=rate, sequential=cfg.layout_updates == "sequential")
+                              point_rate=rate, sequential=sequential)
     pos = torch.cat([pos, place_boundary(H, B, pos, cfg.n_neighbors)])
     timings["layout_s"] = time.perf_counter() - t
     t = time.perf_counter()
