@@ -90,16 +90,16 @@ def tree_knn(ref: torch.Tensor, k: int, queries: torch.Tensor | None = None,
     dist, idx = tree.query(queries.detach().double().numpy(), k=k + extra, workers=torch.get_num_threads())
     dist, idx = dist.reshape(len(queries), k + extra), idx.reshape(len(queries), k + extra).astype(np.int64)
     if query_index is not None:
-        own = idx == query_index.cpu().numpy()[:, None]
-        # the query itself goes last (duplicates at distance 0 can come first), then is cut
-        order = np.argsort(own, axis=1, kind="stable")[:, :k]
-        idx, dist = np.take_along_axis(idx, order, 1), np.take_along_axis(dist, order, 1)
+        idx, dist = _drop_self(idx, dist, k, query_index.cpu().numpy())
     return torch.from_numpy(np.ascontiguousarray(idx)), torch.from_numpy(np.ascontiguousarray(dist, np.float32))
 
 
-def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """From k + 1 neighbours that may include the point itself, the k nearest others."""
-    own = idx == np.arange(len(idx))[:, None]
+def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int,
+               own_index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """From k + 1 neighbours that may include the point itself, the k nearest others.
+
+    ``own_index``: each row's own index (default: the row number, when every point is a query)."""
+    own = idx == (np.arange(len(idx)) if own_index is None else own_index)[:, None]
     # the point itself (normally column 0, but duplicates can reorder it) goes last, then is cut
     order = np.argsort(own, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(idx, order, 1), np.take_along_axis(dist, order, 1)
