@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import torch
 
-from .config import FitConfig, umap_ab
+from .config import FitConfig, umap_ab, warm_passes
 from .decision_map import settle_on_map
 from .knn import exact_knn
 from .layout import blend_steps, jaccard_overlap, optimize_layout, pca_init, place_boundary
@@ -117,7 +117,7 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
         start = overlap[:, None] * start + (1 - overlap[:, None]) * near
         pull = cfg.align_weight * overlap
         rate = cfg.warm_rate_floor + (1 - cfg.warm_rate_floor) * (1 - overlap)
-        epochs, lr, anchor = cfg.layout_epochs, cfg.layout_lr_warm, start.clone()
+        epochs, lr, anchor = warm_passes(cfg, n), cfg.layout_lr_warm, start.clone()
     else:
         start = pca_init(H, gen) if cfg.init == "pca" else torch.rand((n, 2), generator=gen).to(device) * 10
         pull, anchor, rate, epochs, lr = None, None, None, cfg.layout_epochs_first, cfg.layout_lr
