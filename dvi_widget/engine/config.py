@@ -115,6 +115,11 @@ class FitConfig:
     steps : int, default 100
         Steps for each later epoch, warm-started from the previous epoch's model (>= 0; parametric:
         300). On digits, 60 left map_consistency at 0.970 in one epoch (goal 0.99).
+    carve_steps : int, default 60
+        Layout engine: after the decoder's steps, at most this many more aimed at the samples whose
+        predicted class it does not yet give where they are shown (``training.carve_failures``),
+        before such samples are moved for ppr (>= 0). On digits they halved the samples moved
+        (nn_rate@15 +1-2%); they stop as soon as none fails.
     umap_weight : float, default 1.0
         Parametric engine: weight of the UMAP cross-entropy (>= 0).
     recon_weight : float, default 1.0
@@ -171,6 +176,7 @@ class FitConfig:
     lr: float = 4e-3
     steps_first: int = 300
     steps: int = 100
+    carve_steps: int = 60
     umap_weight: float = 1.0
     recon_weight: float = 1.0
     temporal_weight: float = 0.3
@@ -311,6 +317,7 @@ def validate(cfg: FitConfig) -> None:
     _float("lr", cfg.lr, 0, 10, lo_open=True)
     _int("steps_first", cfg.steps_first, 1, 10_000_000)
     _int("steps", cfg.steps, 0, 10_000_000)
+    _int("carve_steps", cfg.carve_steps, 0, 10_000_000)
     for name in ("umap_weight", "recon_weight", "temporal_weight", "step_weight", "pred_weight",
                  "pred_hard_weight"):
         _float(name, getattr(cfg, name), 0, 1e6)

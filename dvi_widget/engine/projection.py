@@ -19,7 +19,7 @@ from .knn import exact_knn
 from .layout import blend_steps, jaccard_overlap, optimize_layout, pca_init, place_boundary
 from .metrics import overlap_rate, query_subset
 from ..progress import Progress
-from .training import fit_to_layout, place_failures, train_projection
+from .training import carve_failures, fit_to_layout, place_failures, train_projection
 from .vismodel import VisModel, batched, feature_scale
 
 
@@ -168,8 +168,9 @@ def fit_layout(H, B, nodes, head, cx, cfg, device, gen, epoch, prev_model, prev_
         teacher = torch.softmax(batched(head, nodes) / cfg.pred_temperature, 1)
     pred = teacher[:n].argmax(1)
     timings["nn_rate_layout"] = _nn_rate(cx.knn, pos[:n])
-    with Progress(2 * steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
+    with Progress(2 * steps + cfg.carve_steps, f"fit epoch {epoch}", unit="step", enabled=progress) as bar:
         history = fit_to_layout(model, head, nodes, pos, teacher, n, cfg, steps, gen, progress=bar, encoder=False)
+        history += carve_failures(model, head, nodes, pos, teacher, n, cfg, cfg.carve_steps, gen, progress=bar)
         # ppr first: a sample the decoder cannot give its class where it lies moves next to a neighbour
         # where it can (see place_failures)
         side = float((pos[:n].max(0).values - pos[:n].min(0).values).max()) * 1.16   # padded_extent's side
