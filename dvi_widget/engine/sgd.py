@@ -135,11 +135,12 @@ def _clip(v):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def sgd_passes(pos, head, tail, eps, eps_neg, next_sample, next_neg, start, stop, n_epochs, a, b,
+def sgd_passes(pos, head, tail, eps, next_sample, next_neg, start, stop, n_epochs, a, b,
                neg_rate, lr, gamma, anchor, pull, rate, seed, bounds, delta, sequential):  # pragma: no cover - compiled
     """Passes ``start..stop-1`` of ``n_epochs`` over the edges, in place on ``pos`` (V, 2) float32.
 
-    next_sample / next_neg (E,) float64 carry the sampling schedule between calls; seed (2,)
+    head / tail (E,) int32, eps (E,) float32 (passes between two samples of an edge);
+    next_sample / next_neg (E,) float32 carry the sampling schedule between calls; seed (2,)
     int64 (32 bits each) keys the random draws; bounds (C + 1,) the chunks' edge ranges; delta
     (C, V, 2) float32 scratch. anchor (V, 2) / pull (V,) and rate (V,) may be empty (no pull,
     rate 1). sequential: the update rule (module docstring).
@@ -194,10 +195,11 @@ def sgd_passes(pos, head, tail, eps, eps_neg, next_sample, next_neg, start, stop
                         yi += gy * ri
                 next_sample[e] += eps[e]
                 if neg_rate > 0:
-                    due = int(np.floor((n - next_neg[e]) / eps_neg[e]))
+                    eps_neg = eps[e] / neg_rate
+                    due = int(np.floor((n - next_neg[e]) / eps_neg))
                     if due < 0:
                         due = 0
-                    next_neg[e] += due * eps_neg[e]
+                    next_neg[e] += due * eps_neg
                     # an edge's negatives all push from the same position, a block of LANES at a time,
                     # then move it together; each draw is read where it was at the pass's start
                     key = _mix32(((e ^ seed[0]) + pass_key) & _M32)
@@ -269,9 +271,9 @@ def _renumber_edges(head, tail, eps, new_id):  # pragma: no cover - compiled
         start[new_id[head[e]] + 1] += 1
     for v in range(V):
         start[v + 1] += start[v]
-    h = np.empty(E, np.int64)
-    t = np.empty(E, np.int64)
-    ep = np.empty(E, np.float64)
+    h = np.empty(E, np.int32)
+    t = np.empty(E, np.int32)
+    ep = np.empty(E, np.float32)
     for e in range(E):
         r = new_id[head[e]]
         p = start[r]
@@ -297,9 +299,11 @@ def run_passes(pos: np.ndarray, head: np.ndarray, tail: np.ndarray, eps: np.ndar
     """
     pos = np.ascontiguousarray(pos, np.float32)
     V, E = len(pos), len(head)
+    if V >= 2 ** 31:
+        raise ValueError(f"{V:,} vertices: the compiled passes number them with int32")
     head = np.asarray(head, np.int64)
     tail = np.asarray(tail, np.int64)
-    eps = np.asarray(eps, np.float64)
+    eps = np.asarray(eps, np.float32)
     if renumber and V > 1:
         order = locality_order(pos)
         new_id = np.empty(V, np.int64)
@@ -312,9 +316,11 @@ def run_passes(pos: np.ndarray, head: np.ndarray, tail: np.ndarray, eps: np.ndar
     else:
         order = None
         pos = pos.copy()
-    eps = np.ascontiguousarray(eps)
-    eps_neg = eps / max(negative_sample_rate, 1)
-    next_sample, next_neg = eps.copy(), eps_neg.copy()
+    # the per-edge arrays in 4 bytes: a pass streams them all (at 200,000 points 4.2M edges), and a
+    # fresh large array costs its page faults once per call (about 10 ms per MB on this machine)
+    eps = np.ascontiguousarray(eps, np.float32)
+    next_sample = eps.copy()
+    next_neg = eps / np.float32(max(negative_sample_rate, 1))
     bounds = np.linspace(0, E, CHUNKS + 1).round().astype(np.int64)
     delta = np.zeros((CHUNKS, V, 2), np.float32)
     seed = int(seed) & ((1 << 64) - 1)
@@ -323,12 +329,12 @@ def run_passes(pos: np.ndarray, head: np.ndarray, tail: np.ndarray, eps: np.ndar
     anchor = none2 if anchor is None else np.ascontiguousarray(anchor, np.float32)
     pull = none1 if pull is None else np.ascontiguousarray(pull, np.float32)
     rate = none1 if rate is None else np.ascontiguousarray(rate, np.float32)
-    head = np.ascontiguousarray(head)
-    tail = np.ascontiguousarray(tail)
+    head = np.ascontiguousarray(head, np.int32)
+    tail = np.ascontiguousarray(tail, np.int32)
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     for s in range(0, n_epochs, block):
         e = min(n_epochs, s + block)
-        sgd_passes(pos, head, tail, eps, eps_neg, next_sample, next_neg, s, e, n_epochs, float(a), float(b),
+        sgd_passes(pos, head, tail, eps, next_sample, next_neg, s, e, n_epochs, float(a), float(b),
                    int(negative_sample_rate), float(lr), float(gamma), anchor, pull, rate, seeds, bounds, delta,
                    bool(sequential))
         if progress is not None:
