@@ -161,6 +161,8 @@ def main() -> None:
     p.add_argument("--sizes", default="10000x128,100000x128,200000x64", help="N x D, comma separated")
     p.add_argument("--threads", default="1,2", help="numba threads, comma separated")
     p.add_argument("--blocks", type=int, default=6, help="blocks of 10 passes per measurement (the first is set-up)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="measure each code this many times, alternating (the figure: the median of the repeats)")
     p.add_argument("--compare", default=None, help="a git revision to time next to the working tree ('before')")
     p.add_argument("--cache", type=Path, default=Path("/tmp/dvi_sgd_pass"), help="where the graphs are cached")
     p.add_argument("--build-only", action="store_true", help="build (cache) the graphs and stop (not timed)")
@@ -170,6 +172,7 @@ def main() -> None:
     if a.child is not None:
         print(json.dumps(measure(a.child, int(a.threads), a.blocks)))
         return
+    import numpy as np
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
     graphs = {}
     for n, d in sizes:
@@ -187,13 +190,19 @@ def main() -> None:
     for (n, d), graph in graphs.items():
         for threads in [int(t) for t in a.threads.split(",")]:
             row = {"size": f"{n:,} x {d}", "threads": threads, "load_start": loadavg(), "date": date}
-            for label, src in codes:
-                r = child(src, graph, threads, a.blocks)
-                row[label] = r
-                row["edges"] = r["edges"]
-                print(f"{n}x{d} threads {threads} {label}: {r['per_pass_ms']:.1f} ms/pass "
-                      f"(blocks {r['per_pass_ms_all']}), first 10 passes {r['first_block_ms']:.0f} ms, load {loadavg()}",
-                      file=sys.stderr, flush=True)
+            runs = {label: [] for label, _ in codes}
+            for _ in range(a.repeat):          # alternating, so a change of load hits both codes alike
+                for label, src in codes:
+                    r = child(src, graph, threads, a.blocks)
+                    runs[label].append(r)
+                    row["edges"] = r["edges"]
+                    print(f"{n}x{d} threads {threads} {label}: {r['per_pass_ms']:.1f} ms/pass "
+                          f"(blocks {r['per_pass_ms_all']}), first 10 passes {r['first_block_ms']:.0f} ms, "
+                          f"load {loadavg()}", file=sys.stderr, flush=True)
+            for label, rs in runs.items():
+                row[label] = {"per_pass_ms": float(np.median([r["per_pass_ms"] for r in rs])),
+                              "first_block_ms": float(np.median([r["first_block_ms"] for r in rs])),
+                              "repeats": rs}
             row["load_end"] = loadavg()
             rows.append(row)
     labels = [label for label, _ in codes]
@@ -201,7 +210,8 @@ def main() -> None:
     if len(labels) > 1:
         head += " | after ÷ before"
     head += " | " + " | ".join(f"{lb} first 10 passes ms" for lb in labels) + " | load 1/5/15-min start → end |"
-    print(f"\n`{command}` ({date}; load at start {load_start}; median of blocks 2..{a.blocks} of 10 passes, "
+    print(f"\n`{command}` ({date}; load at start {load_start}; median of blocks 2..{a.blocks} of 10 passes"
+          f"{f', median of {a.repeat} alternating runs' if a.repeat > 1 else ''}, "
           f"a {PASSES}-pass schedule, sequential updates, 8 negatives)\n")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
