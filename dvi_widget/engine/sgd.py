@@ -18,7 +18,9 @@ Where the time goes, and what is done about it (measured with benchmarks/sgd_pas
   lanes are independent; a uniform index is ``(h * V) >> 32``, not a 64-bit modulo), a power
   ``d^(2b)`` without a libm call (``_pow``: exponent and mantissa from the float's bits, an atanh
   series and a polynomial; relative error below 1.5e-6 max(1, b) over d^2 in [1e-6, 1e6], where
-  float32's powf has 6e-8: far below the noise of the sampling), and float32 arithmetic (16 lanes per AVX-512 register).
+  float32's powf has 6e-8: far below the noise of the sampling), and float32 arithmetic (the 8
+  lanes fill one AVX2 register). One pass went 152 -> 63 ms at 100,000 points, 370 -> 154 ms at
+  200,000 (1 thread; benchmarks/README.md).
 - Random reads: the vertices are renumbered for locality before the passes (``locality_order``:
   Z-order of the start positions) and the result is put back in the caller's order, so an
   edge's two ends and a chunk's updates are close in memory; the edges are regrouped by their new
