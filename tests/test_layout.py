@@ -300,3 +300,103 @@ def test_a_warm_epoch_keeps_the_layouts_size_and_frame():
     local = 0.01 * torch.from_numpy(rng.normal(size=(300, 2)).astype(np.float32))
     back = align_similarity(drift(prev + local), prev, torch.ones(300))
     assert (back - prev).norm(dim=1).median() < 1.5 * local.norm(dim=1).median(), "local moves are not inflated"
+
+
+def test_renumbered_passes_return_every_point_in_the_callers_order():
+    """The compiled passes run on vertices renumbered for memory locality; what comes back is in the
+    caller's order, with each point's own anchor, pull and rate. No edges and no negatives: a point
+    with pull 1 lands on its anchor, a free one stays where it started."""
+    gen = torch.Generator().manual_seed(0)
+    start = torch.rand((500, 2), generator=gen) * 10
+    anchor = torch.rand((500, 2), generator=gen) * 10
+    pull = (torch.arange(500) % 3 == 0).float()
+    none = torch.zeros((0, 2), dtype=torch.long)
+    for sequential in (False, True):
+        out = optimize_layout(start, none, torch.zeros(0), 5, 1.577, 0.895, generator=gen, negative_sample_rate=0,
+                              anchor=anchor, anchor_weight=pull, kernel="numba", sequential=sequential)
+        held = pull == 1
+        assert torch.allclose(out[held], anchor[held], atol=1e-5), sequential
+        assert torch.equal(out[~held], start[~held]), sequential
+
+
+def test_renumbered_passes_pull_each_edges_own_two_ends_together():
+    """Each edge joins its own head and tail after the renumbering: 200 pairs (2m, 2m + 1), no
+    negatives, come together; a point with rate 0 (frozen) does not move, whichever its new number."""
+    gen = torch.Generator().manual_seed(0)
+    start = torch.rand((400, 2), generator=gen) * 10
+    pairs = torch.stack([torch.arange(0, 400, 2), torch.arange(1, 400, 2)], 1)
+    edges = torch.cat([pairs, pairs.flip(1)])
+    rate = torch.ones(400)
+    rate[::7] = 0.0
+    for sequential in (False, True):
+        out = optimize_layout(start, edges, torch.ones(len(edges)), 30, 1.577, 0.895, generator=gen,
+                              negative_sample_rate=0, point_rate=rate, kernel="numba", sequential=sequential)
+        apart = (out[0::2] - out[1::2]).norm(dim=1)
+        was = (start[0::2] - start[1::2]).norm(dim=1)
+        assert float(apart.median()) < 0.1 * float(was.median()), (sequential, apart.median(), was.median())
+        assert torch.equal(out[::7], start[::7]), "rate 0: frozen"
+
+
+def test_the_locality_order_keeps_neighbourhoods_and_brings_each_edges_ends_close_in_memory():
+    """sgd.run_passes with and without the renumbering (the same rules, other random draws): as many
+    neighbours kept, on 1 or 2 threads the same bytes; and in the new order an edge's two ends are
+    close in the vertex order (what makes a pass faster at 100,000 points)."""
+    from dvi_widget.engine import sgd
+    X, cx, (a, b), start = _digits_graph()
+    w = cx.weights.numpy()
+    keep = w >= w.max() / 60
+    edges, eps = cx.edges.numpy()[keep], (w.max() / w[keep]).astype(np.float64)
+    kw = dict(negative_sample_rate=8, lr=0.5, gamma=1.0, anchor=None, pull=None, rate=None, sequential=True)
+    rates = {}
+    for renumber in (False, True):
+        got = []
+        for seed in (1, 2):
+            pos = sgd.run_passes(start.numpy(), edges[:, 0], edges[:, 1], eps, 60, a, b, seed=seed, threads=1,
+                                 renumber=renumber, **kw)
+            low, _ = exact_knn(torch.from_numpy(pos), 15)
+            got.append(float(overlap_rate(cx.knn, low).mean()))
+        rates[renumber] = np.mean(got)
+    print(f"nn_rate@15 after 60 sequential passes: vertex order as given {rates[False]:.4f}, renumbered {rates[True]:.4f}")
+    assert rates[True] > 0.45 and abs(rates[True] - rates[False]) < 0.015, rates
+    two = sgd.run_passes(start.numpy(), edges[:, 0], edges[:, 1], eps, 20, a, b, seed=3, threads=2, **kw)
+    one = sgd.run_passes(start.numpy(), edges[:, 0], edges[:, 1], eps, 20, a, b, seed=3, threads=1, **kw)
+    assert np.array_equal(one, two)
+    order = sgd.locality_order(start.numpy())
+    assert np.array_equal(np.sort(order), np.arange(len(start))), "a permutation"
+    new_id = np.empty_like(order)
+    new_id[order] = np.arange(len(order))
+    gap_before = np.median(np.abs(edges[:, 0] - edges[:, 1]))
+    gap_after = np.median(np.abs(new_id[edges[:, 0]] - new_id[edges[:, 1]]))
+    assert gap_after < 0.25 * gap_before, (gap_before, gap_after)
+
+
+def test_the_compiled_power_and_random_draws_follow_their_definitions():
+    """sgd._pow is x ** b to near float32 accuracy (within 1.5e-6 max(1, b)) over the distances a layout sees, and the
+    negative samples are uniform over the vertices (chi-square over 10 bins)."""
+    import numba
+    from dvi_widget.engine import sgd
+
+    @numba.njit
+    def powers(x, b):
+        out = np.empty_like(x)
+        for i in range(x.shape[0]):
+            out[i] = sgd._pow(x[i], np.float32(b))
+        return out
+
+    x = (10.0 ** np.random.default_rng(0).uniform(-6, 6, 200_000)).astype(np.float32)
+    for b in (0.5, 0.79, 0.895, 1.0, 1.4, 1.9):
+        exact = x.astype(np.float64) ** np.float64(np.float32(b))
+        assert np.abs(powers(x, b) / exact - 1).max() < 1.5e-6 * max(1.0, b), b
+
+    @numba.njit
+    def draws(V, n):
+        out = np.empty(n, np.int64)
+        for e in range(n):
+            out[e] = (sgd._mix32((e * 0x9E3779B9 + 17) & 0xFFFFFFFF) * V) >> 32
+        return out
+
+    k = draws(1000, 100_000)
+    assert k.min() >= 0 and k.max() < 1000
+    counts = np.bincount(k // 100, minlength=10)
+    chi2 = ((counts - 10_000) ** 2 / 10_000).sum()
+    assert chi2 < 30, counts                                   # 9 dof: p < 0.001 beyond 27.9

@@ -135,14 +135,18 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
 
 def _numba_layout(pos, head, tail, eps, n_epochs, a, b, generator, negative_sample_rate, lr, gamma,
                   anchor, anchor_weight, point_rate, progress, sequential=False) -> torch.Tensor:
-    """The same passes through ``engine/sgd.py``'s compiled loop; seeded from ``generator``."""
+    """The same passes through ``engine/sgd.py``'s compiled loop; seeded from ``generator``.
+
+    The loop runs on the vertices renumbered for memory locality and returns them in this call's
+    order (``sgd.run_passes``).
+    """
     from . import sgd
-    seeds = torch.randint(16, 2 ** 31 - 1, (sgd.CHUNKS, 3), generator=generator).numpy()
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
     np_or_none = (lambda t: None if t is None else t.detach().float().cpu().numpy())
     threads = torch.get_num_threads()
     try:
         out = sgd.run_passes(pos.cpu().numpy(), head.cpu().numpy(), tail.cpu().numpy(), eps.cpu().numpy(),
-                             n_epochs, a, b, seeds=seeds, negative_sample_rate=negative_sample_rate, lr=lr,
+                             n_epochs, a, b, seed=seed, negative_sample_rate=negative_sample_rate, lr=lr,
                              gamma=gamma, anchor=np_or_none(anchor) if anchor_weight is not None else None,
                              pull=None if anchor is None or anchor_weight is None
                              else anchor_weight.detach().float().clamp(0, 1).cpu().numpy(),
