@@ -128,8 +128,9 @@ def test_the_map_fades_far_from_every_sample_and_keeps_its_classes():
 
 def test_a_sample_whose_pixel_shows_another_class_settles_on_the_nearest_pixel_of_its_own():
     """settle_on_map: the map pixel under each sample must show its predicted class (map_consistency).
-    A sample whose class the decoder gives only at a pixel centre two columns away moves there, a
-    few pixels, not farther; samples already on a pixel of their class stay where they are."""
+    A sample whose class the decoder gives only around a pixel centre two columns away moves into
+    that pixel, to its spot nearest the sample where the decoder gives the class too (not stacked on
+    the centre); samples already on a pixel of their class stay where they are."""
     from dvi_widget.engine.decision_map import settle_on_map
 
     size = 20
@@ -151,7 +152,8 @@ def test_a_sample_whose_pixel_shows_another_class_settles_on_the_nearest_pixel_o
 
     settled, moved = settle_on_map(Identity(), Island(), pos, pred, size)
     assert moved == 1
-    assert torch.allclose(settled[4], target, atol=1e-5), "the nearest pixel centre where its class is shown"
+    assert (settled[4] - target).abs().max() <= 0.3 * px + 1e-6, "into the nearest pixel where its class is shown"
+    assert (settled[4] - pos[4]).norm() < (target - pos[4]).norm(), "at the spot of it nearest the sample"
     assert torch.equal(settled[:4], pos[:4]), "samples already on a pixel of their class stay"
     r2, c2 = pixel_of(settled.numpy()[4:], extent, size)
     assert (r2[0], c2[0]) == (r[0], c[0] + 2)

@@ -227,7 +227,7 @@ def carve_failures(model: VisModel, head: nn.Module, nodes: torch.Tensor, positi
     shown position (``focus_batch`` of them, re-checked every 10 steps) plus a quarter batch of
     others, so the rest of the map holds, at half the rate; it stops when none fails. Every sample
     carved a region here is one :func:`place_failures` need not move away from its neighbours: on
-    digits, 60 steps moved 16-64 samples per epoch instead of 38-108 (nn_rate@15 +1-2%).
+    digits, with 100 steps 10-57 samples per epoch moved instead of 38-108 (nn_rate@15 +1-2%).
     """
     carve = replace(cfg, batch_size=max(2, cfg.batch_size // 4), focus_every=10, lr=cfg.lr / 2)
     return fit_to_layout(model, head, nodes, positions, teacher, n_samples, carve, steps, generator,
