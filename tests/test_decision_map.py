@@ -124,3 +124,36 @@ def test_the_map_fades_far_from_every_sample_and_keeps_its_classes():
     ramp = (w < 1) & (w > FADE_FLOOR)
     assert ramp.any() and (np.diff(w[-1]) <= 1e-6).all() and w[-1, 0] == 1.0 and np.isclose(w[-1, -1], FADE_FLOOR), \
         "along the bottom row (the samples lie at its left end) the weight falls with distance"
+
+
+def test_a_sample_whose_pixel_shows_another_class_settles_on_the_nearest_pixel_of_its_own():
+    """settle_on_map: the map pixel under each sample must show its predicted class (map_consistency).
+    A sample whose class the decoder gives only at a pixel centre two columns away moves there, a
+    few pixels, not farther; samples already on a pixel of their class stay where they are."""
+    from dvi_widget.engine.decision_map import settle_on_map
+
+    size = 20
+    pos = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5]])
+    pred = torch.tensor([0, 0, 0, 0, 1])
+    extent = padded_extent(pos.numpy())
+    px = (extent[1] - extent[0]) / size
+    r, c = pixel_of(pos.numpy()[4:], extent, size)
+    target = torch.tensor([extent[0] + (c[0] + 2 + 0.5) * px, extent[3] - (r[0] + 0.5) * px], dtype=torch.float32)
+
+    class Identity(torch.nn.Module):
+        def decode(self, z):
+            return z
+
+    class Island(torch.nn.Module):   # class 1 only within a third of a pixel of the target centre
+        def forward(self, z):
+            inside = ((z - target).abs() < px / 3).all(1).float()
+            return torch.stack([torch.zeros_like(inside), 10 * inside - 5], 1)
+
+    settled, moved = settle_on_map(Identity(), Island(), pos, pred, size)
+    assert moved == 1
+    assert torch.allclose(settled[4], target, atol=1e-5), "the nearest pixel centre where its class is shown"
+    assert torch.equal(settled[:4], pos[:4]), "samples already on a pixel of their class stay"
+    r2, c2 = pixel_of(settled.numpy()[4:], extent, size)
+    assert (r2[0], c2[0]) == (r[0], c[0] + 2)
+    _, moved_near = settle_on_map(Identity(), Island(), pos, pred, size, reach=1)
+    assert moved_near == 0, "within one pixel there is no centre of its class"

@@ -12,7 +12,7 @@ from dvi_widget.engine.knn import exact_knn
 from dvi_widget.engine.layout import jaccard_overlap, optimize_layout
 from dvi_widget.engine.metrics import overlap_rate
 
-LAYOUT_TEST_FIT = dict(steps_first=300, steps=120, grid=64)
+LAYOUT_TEST_FIT = dict(steps_first=300, steps=120)   # the default map grid (256): map_consistency is measured on it
 
 
 def nn_rate(features: np.ndarray, embedding: np.ndarray, k: int = 15) -> float:
@@ -54,7 +54,7 @@ def test_predictions_survive_the_inverse_at_the_shown_positions(digits_fit):
     assert vis.metrics[1]["ppr"] == pytest.approx(kept.mean(), abs=1e-9)
     assert kept.mean() >= 0.99, kept.mean()
     # the decision map agrees with the points drawn on it
-    assert vis.metrics[1]["map_consistency"] >= 0.97
+    assert vis.metrics[1]["map_consistency"] >= 0.99
 
 
 def test_project_lands_where_the_points_are_shown(digits_fit):
@@ -106,7 +106,7 @@ def test_warm_started_epochs_move_samples_whose_neighbourhoods_changed_more(tmp_
     side = np.ptp(vis.embedding(1), axis=0).max()
     moved = np.linalg.norm(vis.embedding(2) - vis.embedding(1), axis=1) / side
     stable = np.setdiff1d(np.arange(len(X)), changed)
-    print(f"mean move / side: stable {moved[stable].mean():.4f}, changed {moved[changed].mean():.4f}")
+    print(f"median move / side: stable {np.median(moved[stable]):.4f}, changed {np.median(moved[changed]):.4f}")
     assert np.median(moved[stable]) < 0.25 * np.median(moved[changed])
     assert np.median(moved[stable]) < 0.05, "one coordinate frame: a warm epoch does not redraw the map"
 
@@ -275,6 +275,31 @@ def test_a_model_json_with_a_bad_step_scale_is_named(small_run_copy, bad):
     with pytest.raises(dvi.RunFileError, match="step_scale") as e:
         dvi.Visualization(small_run_copy).project(2, np.zeros((1, 64), np.float32))
     assert str(f) in str(e.value)
+
+
+def test_a_warm_epoch_keeps_the_layouts_size_and_frame():
+    """The SGD's repulsion keeps spreading a warm-started layout; the map must not swell or turn from
+    epoch to epoch (align_similarity removes the drift), and samples whose neighbourhoods changed
+    do not steer the alignment."""
+    from dvi_widget.engine.projection import align_similarity
+    rng = np.random.default_rng(0)
+    prev = torch.from_numpy(rng.normal(size=(300, 2)).astype(np.float32))
+    theta = 0.3
+    rot = torch.tensor([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]], dtype=torch.float32)
+
+    def drift(p):                                   # swollen, turned, shifted
+        return 1.3 * p @ rot.T + torch.tensor([5.0, -2.0])
+    assert (align_similarity(drift(prev), prev, torch.ones(300)) - prev).abs().max() < 1e-4
+    now = prev.clone()
+    now[:30] += 4.0                                 # these samples moved to new neighbourhoods
+    weight = torch.ones(300)
+    weight[:30] = 0
+    back = align_similarity(drift(now), prev, weight)
+    assert (back[30:] - prev[30:]).abs().max() < 1e-4, "the others are back where they were"
+    assert (back[:30] - now[:30]).abs().max() < 1e-4, "the moved ones keep their moves"
+    local = 0.01 * torch.from_numpy(rng.normal(size=(300, 2)).astype(np.float32))
+    back = align_similarity(drift(prev + local), prev, torch.ones(300))
+    assert (back - prev).norm(dim=1).median() < 1.5 * local.norm(dim=1).median(), "local moves are not inflated"
 
 
 def test_renumbered_passes_return_every_point_in_the_callers_order():

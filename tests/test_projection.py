@@ -122,3 +122,45 @@ def test_the_decoders_fourier_input_is_stored_and_a_model_without_it_still_loads
         assert back.fourier == fourier
         with torch.no_grad():
             torch.testing.assert_close(back.decode(z), model.decode(z))
+
+
+def test_carving_gives_failing_samples_their_class_where_they_lie_so_fewer_must_move():
+    """Samples predicted otherwise than their 2-D neighbours fail the decoder after its usual steps;
+    carve_failures' extra steps aimed at them give more of them their class where they are shown (so
+    place_failures moves fewer away from their neighbours), and stop at once when none fails."""
+    from dataclasses import replace
+
+    from dvi_widget.engine.config import FitConfig
+    from dvi_widget.engine.training import carve_failures, fit_to_layout, inverse_failures
+    from dvi_widget.engine.vismodel import VisModel
+
+    g = torch.Generator().manual_seed(0)
+    n, per = 600, 200
+    centres2d = torch.tensor([[0.0, 0.0], [4.0, 0.0], [2.0, 3.5]])
+    centres_h = torch.randn((3, 8), generator=g) * 4
+    cls = torch.arange(n) // per
+    pos = centres2d[cls] + 0.7 * torch.randn((n, 2), generator=g)
+    h = centres_h[cls] + torch.randn((n, 8), generator=g)
+    odd = torch.arange(0, per, 10)            # every 10th sample of cluster 0 has class 1's features
+    h[odd] = centres_h[1] + torch.randn((len(odd), 8), generator=g)
+    head = torch.nn.Linear(8, 3)
+    with torch.no_grad():
+        head.weight.copy_(centres_h)
+        head.bias.copy_(-0.5 * (centres_h ** 2).sum(1))
+    teacher = torch.softmax(head(h), 1).detach()
+    pred = teacher.argmax(1)
+    assert (pred[odd] == 1).all()
+
+    cfg = replace(FitConfig(), width=32, decoder_fourier=32, batch_size=256, focus_batch=128)
+    torch.manual_seed(0)
+    model = VisModel(8, cfg.width, cfg.depth, cfg.decoder_fourier, cfg.fourier_scale)
+    model.set_normalisation(h)
+    model.set_output_frame(pos)
+    fit_to_layout(model, head, h, pos, teacher, n, cfg, 80, g, encoder=False)
+    before = len(inverse_failures(model, head, pos, pred))
+    assert before >= 10, "some samples fail after the usual steps"
+    carve_failures(model, head, h, pos, teacher, n, cfg, 200, g)
+    after = len(inverse_failures(model, head, pos, pred))
+    assert after <= before // 4, (before, after)
+    if after == 0:
+        assert carve_failures(model, head, h, pos, teacher, n, cfg, 200, g) == [], "nothing fails: no step"

@@ -102,17 +102,36 @@ def decision_map(model: VisModel, head: nn.Module, extent, size: int, colors: np
 
 @torch.no_grad()
 def settle_on_map(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: torch.Tensor, size: int,
-                  pad: float = 0.08) -> tuple[torch.Tensor, int]:
+                  pad: float = 0.08, reach: int = 2) -> tuple[torch.Tensor, int]:
     """Layout engine: make the map pixel under each sample show the sample's predicted class.
 
     The map shows the class decoded at each pixel's centre; a sample lying within a pixel that a
     decision boundary crosses can sit on a pixel of another class although the decoder gives its own
-    class at its exact position. Such a sample moves to the centre of its own pixel or of one of the
-    8 around it (the nearest) where the decoder gives its class: at most 1.5 pixels, so its
-    neighbourhood is unchanged, and both the inverse at its position and the pixel under it agree
-    with the classifier. Moves stay inside the samples' bounding box, so the map's extent is the same.
+    class at its exact position. Such a sample moves to the nearest pixel centre within ``reach``
+    pixels (rows and columns) where the decoder gives its class: a few pixels at most, so its
+    neighbourhood is kept, and both the inverse at its position and the pixel under it agree with
+    the classifier. The reach is 2: with the decoder's finer Fourier features a sample's region can
+    be smaller than a pixel and miss the 9 nearest centres (digits, epoch 2: map_consistency 0.989
+    with reach 1, 0.997 with 2); reach 3 moved more samples farther (nn_rate@15 -2%). Moves stay
+    inside the samples' bounding box.
     Returns (positions, number moved).
+
+    The map's extent is the samples' bounding box, padded: a sample on its edge that moves inward
+    shrinks it and shifts every pixel, so the check repeats (at most 4 rounds) until no sample moves
+    (on digits one round left 33 samples on another class's pixel: map_consistency 0.982).
     """
+    total = 0
+    for _ in range(4):
+        pos, moved = _settle_once(model, head, pos, pred, size, pad, reach)
+        total += moved
+        if not moved:
+            break
+    return pos, total
+
+
+def _settle_once(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: torch.Tensor, size: int,
+                 pad: float, reach: int) -> tuple[torch.Tensor, int]:
+    """One round of :func:`settle_on_map` over the extent of ``pos`` as it is."""
     pts = pos.detach().cpu().numpy()
     extent = padded_extent(pts, pad)
     xmin, xmax, ymin, ymax = extent
@@ -129,11 +148,13 @@ def settle_on_map(model: VisModel, head: nn.Module, pos: torch.Tensor, pred: tor
     if not len(bad):
         return pos, 0
     lo, hi = pos.min(0).values, pos.max(0).values
-    dr, dc = np.meshgrid([-1, 0, 1], [-1, 0, 1], indexing="ij")
-    rows = np.clip(r[bad][:, None] + dr.ravel()[None], 0, size - 1)         # (B, 9)
+    offsets = np.arange(-reach, reach + 1)
+    dr, dc = np.meshgrid(offsets, offsets, indexing="ij")
+    w = dr.size
+    rows = np.clip(r[bad][:, None] + dr.ravel()[None], 0, size - 1)         # (B, w)
     cols = np.clip(c[bad][:, None] + dc.ravel()[None], 0, size - 1)
-    cand = centres(rows.ravel(), cols.ravel()).reshape(len(bad), 9, 2)
-    good = (head(model.decode(cand.reshape(-1, 2))).argmax(1).reshape(len(bad), 9) == pred[bad][:, None])
+    cand = centres(rows.ravel(), cols.ravel()).reshape(len(bad), w, 2)
+    good = (head(model.decode(cand.reshape(-1, 2))).argmax(1).reshape(len(bad), w) == pred[bad][:, None])
     good &= ((cand >= lo) & (cand <= hi)).all(2)
     dist = (cand - pos[bad][:, None]).norm(dim=2)
     dist = torch.where(good, dist, torch.full_like(dist, float("inf")))
