@@ -22,8 +22,9 @@ class FitConfig:
     (``dvi.fit(run, layout_epochs=60)``). Every field is checked before anything on disk changes;
     a bad one raises :class:`DVIError` naming it. Presets: ``FitConfig.preset(name)``: ``"default"``
     (= ``"layout"``), ``"stable"`` (the layout with each sample's 2-D step held to its feature step,
-    ``step_rounds``: stab_spearman 0.90-0.93 on the benchmark cases where the default's is 0.10-0.36,
-    for 7-15% of nn_rate@15 at the worst epoch), ``"parametric"`` (the first engine) and ``"reference"`` (DVI's configuration).
+    ``step_rounds``: stab_spearman 0.93-0.94 on the benchmark cases where the default's is 0.07-0.29,
+    for 8-17% of nn_rate@15 at the worst epoch), ``"parametric"`` (the first engine) and
+    ``"reference"`` (DVI's configuration).
 
     Parameters
     ----------
