@@ -164,3 +164,18 @@ def test_carving_gives_failing_samples_their_class_where_they_lie_so_fewer_must_
     assert after <= before // 4, (before, after)
     if after == 0:
         assert carve_failures(model, head, h, pos, teacher, n, cfg, 200, g) == [], "nothing fails: no step"
+
+
+def test_without_prediction_terms_or_focus_there_is_nothing_to_carve():
+    from dataclasses import replace
+
+    from dvi_widget.engine.config import FitConfig
+    from dvi_widget.engine.training import carve_failures
+    from dvi_widget.engine.vismodel import VisModel
+    model = VisModel(4, 8, 1, 4, 3.0)
+    before = [p.clone() for p in model.parameters()]
+    h, pos = torch.randn(20, 4), torch.randn(20, 2)
+    teacher = torch.softmax(torch.randn(20, 3), 1)
+    for cfg in (replace(FitConfig(), focus_batch=0), replace(FitConfig(), pred_weight=0.0, pred_hard_weight=0.0)):
+        assert carve_failures(model, torch.nn.Linear(4, 3), h, pos, teacher, 20, cfg, 50, torch.Generator()) == []
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())), "no step was taken"

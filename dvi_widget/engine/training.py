@@ -229,6 +229,8 @@ def carve_failures(model: VisModel, head: nn.Module, nodes: torch.Tensor, positi
     carved a region here is one :func:`place_failures` need not move away from its neighbours: on
     digits, with 100 steps 10-57 samples per epoch moved instead of 38-108 (nn_rate@15 +1-2%).
     """
+    if not (cfg.focus_batch and (cfg.pred_weight or cfg.pred_hard_weight)):
+        return []      # nothing aims the steps at failing samples: there is nothing to carve
     carve = replace(cfg, batch_size=max(2, cfg.batch_size // 4), focus_every=10, lr=cfg.lr / 2)
     return fit_to_layout(model, head, nodes, positions, teacher, n_samples, carve, steps, generator,
                          progress=progress, encoder=False, until_none_fail=True)
