@@ -151,7 +151,9 @@ class FitConfig:
     seed : int, default 0
         Seed of every random draw of the fit (>= 0).
 
-    Threads are not a fit option (they change no result): see ``dvi.fit``'s ``threads``.
+    Threads are not a fit option: see ``dvi.fit``'s ``threads``. A fit is reproducible at a given thread
+    count; on another count torch's float reductions round differently, and the layout, which
+    amplifies small differences, comes out as a different (equally faithful) picture.
     """
 
     engine: str = "layout"
