@@ -161,6 +161,12 @@ def inverse_failures(model: VisModel, head: nn.Module, z: torch.Tensor, pred: to
     return torch.nonzero(torch.cat(out)).flatten() if out else pred.new_zeros(0)
 
 
+def aims_at_failures(cfg: FitConfig) -> bool:
+    """Whether the layout engine's decoder steps draw extra samples from those that fail the inverse
+    (a focus batch, and a prediction term to train them on)."""
+    return bool(cfg.focus_batch and (cfg.pred_weight or cfg.pred_hard_weight))
+
+
 def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positions: torch.Tensor,
                   teacher: torch.Tensor, n_samples: int, cfg: FitConfig, steps: int, generator: torch.Generator,
                   progress=None, encoder: bool = True, decoder: bool = True,
@@ -191,7 +197,7 @@ def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positio
     batch = min(cfg.batch_size, V)
     model.train()
     for step in range(steps):
-        if decoder and cfg.focus_batch and (cfg.pred_weight or cfg.pred_hard_weight) and step % cfg.focus_every == 0:
+        if decoder and aims_at_failures(cfg) and step % cfg.focus_every == 0:
             failing = inverse_failures(model, head, positions[:n_samples], hard[:n_samples])
             if until_none_fail and not len(failing):
                 break
@@ -229,7 +235,7 @@ def carve_failures(model: VisModel, head: nn.Module, nodes: torch.Tensor, positi
     carved a region here is one :func:`place_failures` need not move away from its neighbours: on
     digits, with 100 steps 10-57 samples per epoch moved instead of 38-108 (nn_rate@15 +1-2%).
     """
-    if not (cfg.focus_batch and (cfg.pred_weight or cfg.pred_hard_weight)):
+    if not aims_at_failures(cfg):
         return []      # nothing aims the steps at failing samples: there is nothing to carve
     carve = replace(cfg, batch_size=max(2, cfg.batch_size // 4), focus_every=10, lr=cfg.lr / 2)
     return fit_to_layout(model, head, nodes, positions, teacher, n_samples, carve, steps, generator,
