@@ -74,7 +74,7 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
     xn = model.normalise(nodes).detach()
     draw = sampler(cx.weights, generator)
     edges = cx.edges
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = adam(model.parameters(), cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
     # DVI's weight-drift term holds the encoder (the layout) only: the decoder must follow the
@@ -139,6 +139,16 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
     return history
 
 
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel where torch has one (CPU and CUDA): one pass over all parameters
+    per step instead of a dozen small ops per tensor. On the MNIST benchmark's warm fit (300 steps
+    of a 64-wide encoder and decoder, 2 threads) the per-tensor update took 0.13 s, the fused 0.01 s
+    (cProfile of ``dvi.fit``)."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=fused)
+
+
 def _optimiser_step(opt, sched, loss: torch.Tensor, step: int, history: list[float], progress) -> None:
     """One Adam step on ``loss`` with the schedule advanced; the loss logged every 50 steps."""
     opt.zero_grad(set_to_none=True)
@@ -185,7 +195,7 @@ def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positio
     xn = model.normalise(nodes).detach()
     zn = model.normalise_z(positions).detach()
     params = (list(model.encoder.parameters()) if encoder else []) + (list(model.decoder.parameters()) if decoder else [])
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    opt = adam(params, cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
     log_teacher = teacher.clamp_min(1e-8).log()
