@@ -111,6 +111,30 @@ def test_features_with_no_spread_warn_and_keep_a_finite_map(tmp_path, digits_hea
     assert np.abs(np.array(vis2.extent)).max() < 1e3
 
 
+def test_a_fits_own_recent_work_is_not_counted_as_other_load(monkeypatch):
+    """A run fitted after each epoch must not read its own previous epoch (or the training loop in
+    the same kernel) as a busy machine and drop to one thread."""
+    import time
+    import dvi_widget.engine.threads as th
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(th, "_AT_IMPORT", torch.get_num_threads())
+    monkeypatch.setattr(th, "available_cores", lambda: 2)
+    monkeypatch.setattr(th.os, "getloadavg", lambda: (2.6, 2.4, 2.0))
+    samples = th._SAMPLES.copy()
+    try:
+        th._SAMPLES.clear()     # this process kept both cores busy for the last minute
+        th._SAMPLES.append((time.monotonic() - 60.0, th._cpu_seconds() - 120.0))
+        assert th.own_load() == pytest.approx(2.0, abs=0.1)
+        assert choose_threads() == 2, "the load was this process's own: the cores are free now"
+        th._SAMPLES.clear()     # this process was idle: the load is someone else's
+        th._SAMPLES.append((time.monotonic() - 60.0, th._cpu_seconds()))
+        assert choose_threads() == 1
+    finally:
+        th._SAMPLES.clear()
+        th._SAMPLES.extend(samples)
+
+
 def test_thread_choice_respects_an_explicit_choice_and_is_restored(monkeypatch, tmp_path, digits_head):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)

@@ -7,8 +7,12 @@ each thread waits for the others at every kernel while the cores are busy elsewh
 2. The user chose already: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set, or
    ``torch.set_num_threads`` was called (torch's count differs from the one it had when dvi_widget
    was imported): keep torch's count.
-3. Otherwise min(cores this process may use, 2), and 1 when the 1-minute load average already
-   exceeds the core count (the cores are busy: extra threads only wait).
+3. Otherwise min(cores this process may use, 2), and 1 when the 1-minute load average, less this
+   process's own recent use of the cores (:func:`own_load`), already exceeds the core count (the
+   cores are busy elsewhere: extra threads only wait). Without that subtraction a run fitted after
+   each epoch counted its own previous epoch (or the user's training loop in the same kernel) as
+   someone else's load: the 200,000-point scaling run's third epoch fell to 1 thread on an otherwise
+   idle 2-core machine.
 
 The count is set for the duration of the fit and restored afterwards.
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections import deque
 
 import torch
 
@@ -23,6 +29,35 @@ from ..errors import DVIError
 
 MAX_AUTO_THREADS = 2
 _AT_IMPORT = torch.get_num_threads()
+#: the span the 1-minute load average mostly reflects, in seconds
+LOAD_SPAN = 60.0
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds this process has used, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
+#: (monotonic wall seconds, process CPU seconds), taken at import and at every thread choice
+_SAMPLES: deque = deque([(time.monotonic(), _cpu_seconds())], maxlen=256)
+
+
+def own_load() -> float:
+    """Cores this process kept busy on average over about the last minute (0 when unknown).
+
+    Measured between now and the earlier sample (import, or an earlier thread choice) nearest to
+    :data:`LOAD_SPAN` seconds ago, at least 5 s back. The 1-minute load average includes this work
+    (approximately: the kernel's average decays exponentially), so it is subtracted before deciding
+    that the machine is busy.
+    """
+    wall, cpu = time.monotonic(), _cpu_seconds()
+    past = [s for s in _SAMPLES if wall - s[0] >= 5.0]
+    _SAMPLES.append((wall, cpu))
+    if not past:
+        return 0.0
+    w0, c0 = min(past, key=lambda s: abs(wall - s[0] - LOAD_SPAN))
+    return max(0.0, (cpu - c0) / (wall - w0))
 
 
 def available_cores() -> int:
@@ -46,7 +81,7 @@ def choose_threads(threads: int | None = None) -> int:
         load1 = os.getloadavg()[0]
     except (AttributeError, OSError):
         load1 = 0.0
-    if load1 > cores:
+    if load1 - own_load() > cores:
         return 1
     return max(1, min(cores, MAX_AUTO_THREADS))
 
@@ -63,4 +98,4 @@ def fit_threads(threads: int | None = None):
         torch.set_num_threads(before)
 
 
-__all__ = ["choose_threads", "fit_threads", "available_cores"]
+__all__ = ["choose_threads", "fit_threads", "available_cores", "own_load"]
