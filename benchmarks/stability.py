@@ -19,6 +19,14 @@ consecutive epochs, on the metrics' query subset. This script takes it apart, fo
   keeping neighbourhoods asks);
 - what the shown layout did: ``rho(dy, 1-J)``; the mean 2-D and high-D step per pair; the share of
   all 2-D movement made by the 5% of samples that moved most.
+- ceilings of a motion of the whole map that keeps every 2-D neighbourhood, added on top of any
+  layout (its moves then dominate the ranks as it grows). ``rho(dh, similarity)``: a similarity
+  transform (rotation, scale, shift) moves each point by |a - 1| |y - z0|, so the best it can do is
+  the Spearman of |dh| with the distance from some fixed point z0 of the previous map (searched on
+  a 41 x 41 grid over twice the map's RMS radius). ``rho(dh, conformal)``: a conformal map
+  z -> z + g(z), locally a similarity, moves each point by |g(z)| with log |g| harmonic; the best
+  least-squares fit of log |dh| by Re of a degree-8 polynomial in the previous map's z, ranked
+  against |dh|.
 
 Usage (from the repository root)::
 
@@ -68,6 +76,26 @@ def affine_split(h0: np.ndarray, h1: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return aff, res, float(1 - (res ** 2).sum() / max(dh2, 1e-30))
 
 
+def similarity_ceiling(dh: np.ndarray, y: np.ndarray, grid: int = 41) -> float:
+    """Best Spearman of |dh| with |y - z0| over fixed points z0 of a grid around the map (see docstring)."""
+    c = y.mean(0)
+    r = float(np.sqrt(((y - c) ** 2).sum(1).mean()))
+    best = -1.0
+    for gx in np.linspace(-2, 2, grid):
+        for gy in np.linspace(-2, 2, grid):
+            best = max(best, rho(dh, np.linalg.norm(y - (c + r * np.array([gx, gy])), axis=1)))
+    return best
+
+
+def conformal_ceiling(dh: np.ndarray, y: np.ndarray, degree: int = 8) -> float:
+    """Spearman of |dh| with the least-squares harmonic fit Re P(z) of log |dh| (see docstring)."""
+    z = y[:, 0] + 1j * y[:, 1]
+    z = (z - z.mean()) / np.sqrt(np.mean(np.abs(z - z.mean()) ** 2))
+    x = np.column_stack([np.ones(len(z))] + [f(z ** k) for k in range(1, degree + 1) for f in (np.real, np.imag)])
+    w, *_ = np.linalg.lstsq(x, np.log(np.maximum(dh, 1e-30)), rcond=None)
+    return rho(dh, x @ w)
+
+
 def diagnose(run: Path) -> dict:
     """Every figure of the module docstring, per epoch pair and pooled, for one fitted run."""
     sys.path.insert(0, str(ROOT))
@@ -106,6 +134,8 @@ def diagnose(run: Path) -> dict:
                 "rho_dh_nbr_mean": rho(dhq, nbr[q]),
                 "rho_dh_local": rho(dhq, loc[q]),
                 "rho_dy_change": rho(dyq, change[q]),
+                "rho_dh_similarity": similarity_ceiling(dhq, prev["y"][q]),
+                "rho_dh_conformal": conformal_ceiling(dhq, prev["y"][q]),
                 "top5_share_dy": float(top[: max(1, len(top) // 20)].sum() / max(top.sum(), 1e-30)),
             })
             H.append(dhq), L.append(dyq), HR.append(ranks01(dhq)), LR.append(ranks01(dyq)), NJ.append(change[q])
@@ -122,7 +152,7 @@ def diagnose(run: Path) -> dict:
     }
     means = {k: float(np.mean([p[k] for p in pairs])) for k in
              ("affine_R2", "rho_dh_affine", "rho_dh_residual", "rho_dh_change", "rho_dh_nbr_mean", "rho_dh_local",
-              "top5_share_dy", "mean_change")}
+              "top5_share_dy", "mean_change", "rho_dh_similarity", "rho_dh_conformal")}
     return {"run": str(run), "epochs": epochs, "pairs": pairs, "pooled": pooled, "pair_means": means}
 
 
@@ -131,7 +161,8 @@ COLS = [("pair", "pair", "{}"), ("within", "within", "{:.3f}"), ("mean |dh|", "m
         ("rho(dh, affine)", "rho_dh_affine", "{:.3f}"), ("rho(dh, residual)", "rho_dh_residual", "{:.3f}"),
         ("rho(dh, 1-J)", "rho_dh_change", "{:.3f}"), ("mean 1-J", "mean_change", "{:.3f}"),
         ("rho(dh, nbr mean)", "rho_dh_nbr_mean", "{:.3f}"), ("rho(dh, local)", "rho_dh_local", "{:.3f}"),
-        ("rho(dy, 1-J)", "rho_dy_change", "{:.3f}"), ("top 5% share of dy", "top5_share_dy", "{:.2f}")]
+        ("rho(dy, 1-J)", "rho_dy_change", "{:.3f}"), ("top 5% share of dy", "top5_share_dy", "{:.2f}"),
+        ("rho(dh, similarity)", "rho_dh_similarity", "{:.3f}"), ("rho(dh, conformal)", "rho_dh_conformal", "{:.3f}")]
 
 
 def markdown(d: dict) -> str:
