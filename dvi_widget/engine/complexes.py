@@ -45,6 +45,6 @@ def sampler(weights: torch.Tensor, generator: torch.Generator):
     cdf = (cdf / cdf[-1]).float()
 
     def draw(n: int) -> torch.Tensor:
-        u = torch.rand(n, generator=generator, device="cpu").to(cdf.device)
+        u = torch.rand(n, generator=generator, device=generator.device).to(cdf.device)
         return torch.searchsorted(cdf, u).clamp_max(len(cdf) - 1)
     return draw

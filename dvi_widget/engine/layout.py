@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import torch
 
+from .rng import on_device
+
 CLIP = 4.0
 
 
@@ -94,6 +96,7 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
                              anchor, anchor_weight, point_rate, progress, sequential)
     next_sample = eps.clone()
     next_neg = eps_neg.clone()
+    draws = on_device(generator, dev)      # negatives are drawn where the positions are (engine/rng.py)
     pull = None
     if anchor is not None and anchor_weight is not None:
         pull = anchor_weight.float().clamp(0, 1)[:, None]
@@ -117,7 +120,7 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
                 next_neg[sel] += n_neg.double() * eps_neg[sel]
                 src = i.repeat_interleave(n_neg)
                 if len(src):
-                    k = torch.randint(0, n_vertices, (len(src),), generator=generator).to(dev)
+                    k = torch.randint(0, n_vertices, (len(src),), generator=draws, device=draws.device).to(dev)
                     dn = pos[src] - pos[k]
                     dn2 = (dn * dn).sum(1)
                     cn = torch.where(dn2 > 0, 2.0 * gamma * b / ((0.001 + dn2) * (a * dn2.pow(b) + 1.0)),

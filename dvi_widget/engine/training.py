@@ -25,6 +25,7 @@ from torch import nn
 
 from .complexes import Complex, sampler
 from .config import FitConfig, umap_ab
+from .rng import on_device
 from .vismodel import VisModel, batched
 
 
@@ -34,7 +35,7 @@ def umap_losses(za: torch.Tensor, zb: torch.Tensor, a: float, b: float, neg_rate
     d2 = (za - zb).pow(2).sum(1)
     attract = torch.log1p(a * d2.clamp_min(1e-12).pow(b))
     n = len(za)
-    perm = torch.randint(0, n, (n * neg_rate,), generator=generator).to(za.device)
+    perm = torch.randint(0, n, (n * neg_rate,), generator=generator, device=generator.device).to(za.device)
     zn = zb[perm]
     dn2 = (za.repeat_interleave(neg_rate, 0) - zn).pow(2).sum(1)
     q = 1.0 / (1.0 + a * dn2.clamp_min(1e-12).pow(b))
@@ -72,6 +73,7 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
     """
     a, b = umap_ab(cfg.spread, cfg.min_dist)
     xn = model.normalise(nodes).detach()
+    generator = on_device(generator, nodes.device)    # every draw of the loop on the model's device
     draw = sampler(cx.weights, generator)
     edges = cx.edges
     opt = adam(model.parameters(), cfg.lr)
@@ -103,7 +105,8 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
         ia, ib = edges[e, 0], edges[e, 1]
         if len(failing):
             # samples whose prediction does not survive the round trip get extra weight (ppr)
-            pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator).to(failing.device)
+            pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator,
+                                     device=generator.device).to(failing.device)
             extra = failing[pick]
         else:
             extra = failing
@@ -205,15 +208,17 @@ def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positio
     failing = torch.zeros(0, dtype=torch.long, device=nodes.device)
     history = []
     batch = min(cfg.batch_size, V)
+    generator = on_device(generator, nodes.device)    # every draw of the loop on the model's device
     model.train()
     for step in range(steps):
         if decoder and aims_at_failures(cfg) and step % cfg.focus_every == 0:
             failing = inverse_failures(model, head, positions[:n_samples], hard[:n_samples])
             if until_none_fail and not len(failing):
                 break
-        idx = torch.randint(0, V, (batch,), generator=generator).to(nodes.device)
+        idx = torch.randint(0, V, (batch,), generator=generator, device=generator.device).to(nodes.device)
         if len(failing):
-            pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator).to(nodes.device)
+            pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator,
+                                 device=generator.device).to(nodes.device)
             didx = torch.cat([idx, failing[pick]])
         else:
             didx = idx
