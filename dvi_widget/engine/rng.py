@@ -4,9 +4,10 @@ A fit draws from one ``torch.Generator`` on the CPU (seeded from ``FitConfig.see
 so a CPU fit is reproducible and unchanged by where its tensors live. On a GPU, drawing on the host
 and copying each draw to the device costs a host-to-device copy that also waits for every queued
 kernel. The layout's negative samples are the bulk: 4.6 million draws per pass at 50,000 x 512
-(the GPU benchmark's size; 60 passes a warm epoch, 200 a cold one), 0.01-0.04 s of host time per
-pass on this project's CPUs plus a 37 MB copy, so 1-3 s of a warm epoch against the GPU goal of 1 s.
-So the hot loops draw from a generator on their device, seeded once per loop from the CPU one.
+(the GPU benchmark's size; 60 passes a warm epoch, 200 a cold one), 0.01-0.05 s of host time per
+pass on this project's CPUs plus a 35 MiB copy: 0.6-2.8 s of draws and 2.1 GiB of copies in a warm
+epoch, against the GPU goal of 1 s (``python benchmarks/negatives.py``). So the hot loops draw from
+a generator on their device, seeded once per loop from the CPU one.
 """
 from __future__ import annotations
 
