@@ -11,7 +11,7 @@ from ..errors import DVIError
 
 PRESETS = ("default", "layout", "stable", "parametric", "reference")
 # the stable preset (FitConfig.stable): rounds, blend and size of its step matching (benchmarks/README.md)
-STABLE_ROUNDS, STABLE_BLEND, STABLE_SIZE = 8, 0.75, 0.1
+STABLE_ROUNDS, STABLE_BLEND, STABLE_SIZE = 8, 0.65, 0.1
 
 
 @dataclass(frozen=True)
