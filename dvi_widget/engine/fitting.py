@@ -266,7 +266,7 @@ def fit(run: str | os.PathLike, config: FitConfig | None = None, *, preset: str 
     config : a :class:`FitConfig` (every field documented there); ``options`` override its fields.
     preset : ``"default"`` (= ``"layout"``: UMAP's SGD layout, aligned across epochs, with an
         encoder and decoder fitted to it), ``"stable"`` (the same layout, each sample's 2-D step held
-        to its feature step: stab_spearman about 0.9 for some nn_rate), ``"parametric"`` (the first
+        to its feature step: stab_spearman 0.865-0.90 for some nn_rate), ``"parametric"`` (the first
         engine: an encoder/decoder MLP trained on sampled edges) or ``"reference"`` (DVI's own
         configuration).
     device : ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
