@@ -1,16 +1,11 @@
 """benchmarks/cost_model.py: the schedule it extrapolates with, and that it runs on the committed results."""
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_support import load_benchmark
 
 
 def load_cost_model():
-    spec = importlib.util.spec_from_file_location("cost_model", ROOT / "benchmarks" / "cost_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("cost_model")
 
 
 STAGES = {"capture": 2.0, "complex": 3.0, "layout": 10.0, "maps": 2.0, "map": 1.0, "metrics": 2.0, "cold_extra": 0.0}

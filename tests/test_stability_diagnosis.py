@@ -1,17 +1,10 @@
 """benchmarks/stability.py: the ceilings it reports for a motion of the whole map that keeps neighbourhoods."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_support import load_benchmark
 
 
 def load_stability():
-    spec = importlib.util.spec_from_file_location("stability", ROOT / "benchmarks" / "stability.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("stability")
 
 
 def test_steps_that_grow_with_the_distance_from_a_point_are_reached_by_a_similarity():
