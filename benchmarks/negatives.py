@@ -33,15 +33,15 @@ def main() -> None:
     import engine as eb
     from dvi_widget.engine.complexes import build_complex
     from dvi_widget.engine.config import FitConfig
+    from dvi_widget.engine.layout import edge_schedule
 
     _, epoch_features = eb.synthetic_features(a.n, a.dim, 10, 8, 0)
     H = torch.from_numpy(epoch_features(1))
     t = time.perf_counter()
     cx = build_complex(H, H[:0], FitConfig().n_neighbors)
     print(f"complex of {a.n} x {a.dim}: {len(cx.edges):,} directed edges, {time.perf_counter() - t:.1f} s")
-    w = cx.weights.double()
-    keep = w >= w.max() / a.passes                       # the edges the passes keep (engine/layout.py)
-    per_pass = float((w[keep] / w.max()).sum())          # edge samples per pass
+    _, eps = edge_schedule(cx.weights, a.passes)         # the edges the passes keep, as the layout keeps them
+    per_pass = float((1.0 / eps).sum())                  # edge samples per pass
     draws = int(a.negatives * per_pass)
     g = torch.Generator().manual_seed(0)
     times = []

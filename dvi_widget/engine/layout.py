@@ -62,6 +62,15 @@ def jaccard_overlap(knn_now: torch.Tensor, knn_prev: torch.Tensor) -> torch.Tens
     return inter / (2 * k - inter)
 
 
+def edge_schedule(weights: torch.Tensor, n_epochs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """umap's ``make_epochs_per_sample``: which edges ``n_epochs`` passes keep (those of weight at least
+    w_max / n_epochs) and, for each kept edge, the passes between two of its samples (w_max / w, float64)."""
+    w = weights.float()
+    keep = w >= w.max() / float(n_epochs) if len(w) else torch.zeros(0, dtype=torch.bool, device=w.device)
+    w = w[keep]
+    return keep, ((w.max() / w).double() if len(w) else w.double())
+
+
 @torch.no_grad()
 def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tensor, n_epochs: int,
                     a: float, b: float, *, generator: torch.Generator, negative_sample_rate: int = 5,
@@ -86,10 +95,8 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
         return pos
     dev = pos.device
     n_vertices = len(pos)
-    w = weights.float()
-    keep = w >= w.max() / float(n_epochs) if len(w) else torch.zeros(0, dtype=torch.bool, device=dev)
-    head, tail, w = edges[keep, 0], edges[keep, 1], w[keep]
-    eps = (w.max() / w).double() if len(w) else w.double()                       # layout epochs between two samples of an edge
+    keep, eps = edge_schedule(weights, n_epochs)          # eps: layout epochs between two samples of an edge
+    head, tail = edges[keep, 0], edges[keep, 1]
     eps_neg = eps / max(negative_sample_rate, 1)
     if kernel == "numba" or (kernel == "auto" and dev.type == "cpu"):
         return _numba_layout(pos, head, tail, eps, n_epochs, a, b, generator, negative_sample_rate, lr, gamma,
@@ -160,7 +167,7 @@ def _numba_layout(pos, head, tail, eps, n_epochs, a, b, generator, negative_samp
     return torch.from_numpy(out).to(pos.device)
 
 
-__all__ = ["optimize_layout", "pca_init", "jaccard_overlap"]
+__all__ = ["optimize_layout", "edge_schedule", "pca_init", "jaccard_overlap"]
 
 
 @torch.no_grad()
