@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from .rng import on_device
+from .rng import on_device, randint
 
 CLIP = 4.0
 
@@ -127,7 +127,7 @@ def optimize_layout(pos: torch.Tensor, edges: torch.Tensor, weights: torch.Tenso
                 next_neg[sel] += n_neg.double() * eps_neg[sel]
                 src = i.repeat_interleave(n_neg)
                 if len(src):
-                    k = torch.randint(0, n_vertices, (len(src),), generator=draws, device=draws.device).to(dev)
+                    k = randint(draws, n_vertices, len(src), dev)
                     dn = pos[src] - pos[k]
                     dn2 = (dn * dn).sum(1)
                     cn = torch.where(dn2 > 0, 2.0 * gamma * b / ((0.001 + dn2) * (a * dn2.pow(b) + 1.0)),

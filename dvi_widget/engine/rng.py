@@ -19,8 +19,7 @@ def on_device(generator: torch.Generator, device: torch.device | str) -> torch.G
     as before), else a new one on the device seeded from ``generator`` (one draw from it), or
     ``generator`` itself, untouched, where the device has no generator of its own.
 
-    Draw with ``device=g.device`` and move the result to the tensor's device (a no-op when the
-    generator is already there): ``torch.randint(0, n, (m,), generator=g, device=g.device).to(dev)``.
+    Draw with :func:`randint` (or with ``device=g.device``, then move the result to the tensor's device).
     """
     device = torch.device(device)
     if device.type == "cpu":
@@ -32,4 +31,10 @@ def on_device(generator: torch.Generator, device: torch.device | str) -> torch.G
     return own.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=generator)))
 
 
-__all__ = ["on_device"]
+def randint(generator: torch.Generator, high: int, n: int, device: torch.device) -> torch.Tensor:
+    """``n`` integers in [0, high) drawn where ``generator`` lives, returned on ``device`` (a no-op move
+    when the generator from :func:`on_device` is already there)."""
+    return torch.randint(0, high, (n,), generator=generator, device=generator.device).to(device)
+
+
+__all__ = ["on_device", "randint"]

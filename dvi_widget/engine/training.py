@@ -25,7 +25,7 @@ from torch import nn
 
 from .complexes import Complex, sampler
 from .config import FitConfig, umap_ab
-from .rng import on_device
+from .rng import on_device, randint
 from .vismodel import VisModel, batched
 
 
@@ -35,7 +35,7 @@ def umap_losses(za: torch.Tensor, zb: torch.Tensor, a: float, b: float, neg_rate
     d2 = (za - zb).pow(2).sum(1)
     attract = torch.log1p(a * d2.clamp_min(1e-12).pow(b))
     n = len(za)
-    perm = torch.randint(0, n, (n * neg_rate,), generator=generator, device=generator.device).to(za.device)
+    perm = randint(generator, n, n * neg_rate, za.device)
     zn = zb[perm]
     dn2 = (za.repeat_interleave(neg_rate, 0) - zn).pow(2).sum(1)
     q = 1.0 / (1.0 + a * dn2.clamp_min(1e-12).pow(b))
@@ -105,8 +105,7 @@ def train_projection(model: VisModel, head: nn.Module, nodes: torch.Tensor, teac
         ia, ib = edges[e, 0], edges[e, 1]
         if len(failing):
             # samples whose prediction does not survive the round trip get extra weight (ppr)
-            pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator,
-                                     device=generator.device).to(failing.device)
+            pick = randint(generator, len(failing), cfg.focus_batch, failing.device)
             extra = failing[pick]
         else:
             extra = failing
@@ -215,10 +214,9 @@ def fit_to_layout(model: VisModel, head: nn.Module, nodes: torch.Tensor, positio
             failing = inverse_failures(model, head, positions[:n_samples], hard[:n_samples])
             if until_none_fail and not len(failing):
                 break
-        idx = torch.randint(0, V, (batch,), generator=generator, device=generator.device).to(nodes.device)
+        idx = randint(generator, V, batch, nodes.device)
         if len(failing):
-            pick = torch.randint(0, len(failing), (cfg.focus_batch,), generator=generator,
-                                 device=generator.device).to(nodes.device)
+            pick = randint(generator, len(failing), cfg.focus_batch, nodes.device)
             didx = torch.cat([idx, failing[pick]])
         else:
             didx = idx
